@@ -1,0 +1,56 @@
+/**
+ * The contract between the public layers (idiomatic socket, WSK layer) and the socket that
+ * owns the native handle. Kept apart from the addon so that the WSK layer can be unit-tested
+ * with a fake sender, without loading native code.
+ */
+
+/** A resolved destination: an IP literal (no zone suffix), a port and, for IPv6, a scope id. */
+export interface Destination {
+  readonly family: 4 | 6;
+  readonly address: string;
+  readonly port: number;
+  /** IPv6 scope (interface index) for link-local addresses; 0 otherwise. */
+  readonly scopeId: number;
+}
+
+/**
+ * What one batch send did, as the OS said it. `errno` is 0 when every datagram went out;
+ * otherwise it is the OS error code of the first datagram that did not go out, and `syscall`
+ * names the call that failed. `datagrams` and `bytes` count only what the kernel accepted.
+ */
+export interface RawSendResult {
+  datagrams: number;
+  bytes: number;
+  errno: number;
+  syscall: string;
+}
+
+/**
+ * Layout of a batch, as the native send reads it: a flat Uint32Array holding, for each
+ * datagram in order, its byte-range count `n` followed by `n` triples
+ * `(bufferIndex, offset, length)` into the `buffers` array. `null` means datagram `i` is
+ * `buffers[i]` whole.
+ */
+export type BatchLayout = Uint32Array | null;
+
+/** The socket operations the WSK layer needs. The idiomatic `UdpSocket` implements it. */
+export interface BatchSender {
+  readonly family: 4 | 6;
+  readonly closed: boolean;
+  /** The fixed remote (set by connect), or null. */
+  readonly remote: Destination | null;
+  /**
+   * Sends `datagramCount` datagrams described by `buffers` + `layout` to `destination`
+   * (null: the connected remote) without copying payloads. Never throws for OS errors: they
+   * come back in the result. Throws TypeError/RangeError for a malformed layout.
+   */
+  sendLayout(
+    buffers: readonly Uint8Array[],
+    layout: BatchLayout,
+    datagramCount: number,
+    destination: Destination | null,
+  ): RawSendResult;
+}
+
+/** Largest UDP payload: 65535 - 8 (UDP header) - 20 (IPv4 header) for IPv4, 65535 - 8 for IPv6. */
+export const MAX_UDP_PAYLOAD = { 4: 65507, 6: 65527 } as const;

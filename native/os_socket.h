@@ -1,0 +1,58 @@
+// The small set of socket operations the addon needs, one implementation per OS family
+// (os_socket_posix.cc today). Every function returns 0 or the OS error code (errno, or a WSA
+// code on Windows); none throws and none knows about Node-API.
+#ifndef WSK_DGRAM_OS_SOCKET_H_
+#define WSK_DGRAM_OS_SOCKET_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#ifdef _WIN32
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#else
+#include <sys/socket.h>
+#endif
+
+namespace wsk {
+
+#ifdef _WIN32
+using SocketHandle = SOCKET;
+using SockLen = int;
+constexpr SocketHandle kInvalidSocket = INVALID_SOCKET;
+#else
+using SocketHandle = int;
+using SockLen = socklen_t;
+constexpr SocketHandle kInvalidSocket = -1;
+#endif
+
+// 4 or 6: the address families the addon speaks, independent of the OS's AF_* numbers.
+enum class IpFamily : int { kV4 = 4, kV6 = 6 };
+
+struct SocketAddress {
+  sockaddr_storage storage{};
+  SockLen length = 0;
+  IpFamily family() const;
+};
+
+// Builds an address from an IP literal (no zone suffix). EINVAL when `ip` is not a literal of
+// `family`.
+int MakeAddress(IpFamily family, const char* ip, uint16_t port, uint32_t scope_id,
+                SocketAddress* out);
+// Writes the IP literal of `address` into `ip` (at least 46 bytes) and its port and scope.
+int FormatAddress(const SocketAddress& address, char* ip, size_t ip_size, uint16_t* port,
+                  uint32_t* scope_id);
+
+// A non-blocking, close-on-exec UDP socket; IPv6 sockets are IPv6-only, as on Windows.
+int OpenUdpSocket(IpFamily family, SocketHandle* out);
+int BindSocket(SocketHandle socket, const SocketAddress& address);
+int ConnectSocket(SocketHandle socket, const SocketAddress& address);
+int GetLocalAddress(SocketHandle socket, SocketAddress* out);
+int GetRemoteAddress(SocketHandle socket, SocketAddress* out);
+int SetSendBufferSize(SocketHandle socket, int bytes);
+int GetSendBufferSize(SocketHandle socket, int* bytes);
+int CloseSocket(SocketHandle socket);
+
+}  // namespace wsk
+
+#endif  // WSK_DGRAM_OS_SOCKET_H_

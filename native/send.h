@@ -1,0 +1,61 @@
+// The platform-neutral description of a batch send and its result.
+// Each OS back-end (send_linux.cc today; send_win.cc and send_posix.cc later) implements
+// CreateSendBackend(). Nothing here knows about Node-API: the socket layer validates and
+// translates JavaScript arguments into a SendBatch, the back-end only makes system calls.
+#ifndef WSK_DGRAM_SEND_H_
+#define WSK_DGRAM_SEND_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "os_socket.h"
+
+namespace wsk {
+
+// One contiguous piece of a datagram's payload, pointing into caller memory (never copied).
+struct ByteRange {
+  const uint8_t* data;
+  size_t length;
+};
+
+// A datagram is `range_count` consecutive entries of SendBatch::ranges from `first_range`.
+struct DatagramSpan {
+  uint32_t first_range;
+  uint32_t range_count;
+};
+
+struct SendBatch {
+  // Destination for every datagram, or nullptr for the connected remote.
+  const SocketAddress* destination;
+  const DatagramSpan* datagrams;
+  size_t datagram_count;
+  const ByteRange* ranges;
+  size_t range_count;
+};
+
+// What the kernel accepted. `error` is 0 when all datagrams went out, otherwise the OS error of
+// the first datagram that did not, and `syscall` names the call that reported it. `datagrams`
+// and `bytes` never count anything the kernel did not accept.
+struct SendOutcome {
+  size_t datagrams = 0;
+  uint64_t bytes = 0;
+  int error = 0;
+  const char* syscall = "";
+};
+
+class SendBackend {
+ public:
+  virtual ~SendBackend() = default;
+  // Sends as much of `batch` as the socket takes now; returns at the first error, including
+  // "would block". Retries EINTR internally. Reuses internal scratch arrays between calls.
+  virtual SendOutcome Send(SocketHandle socket, const SendBatch& batch) = 0;
+  // The name of the system call this back-end batches with, for diagnostics.
+  virtual const char* Name() const = 0;
+};
+
+std::unique_ptr<SendBackend> CreateSendBackend();
+
+}  // namespace wsk
+
+#endif  // WSK_DGRAM_SEND_H_
