@@ -54,3 +54,9 @@ export interface BatchSender {
 
 /** Largest UDP payload: 65535 - 8 (UDP header) - 20 (IPv4 header) for IPv4, 65535 - 8 for IPv6. */
 export const MAX_UDP_PAYLOAD = { 4: 65507, 6: 65527 } as const;
+
+/** Most datagrams one batch call takes (bounds the native scratch memory of one call). */
+export const MAX_BATCH_DATAGRAMS = 1 << 20;
+
+/** Most byte ranges in one datagram: the kernel's UIO_MAXIOV. */
+export const MAX_DATAGRAM_PIECES = 1024;

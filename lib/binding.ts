@@ -1,0 +1,61 @@
+/**
+ * Loads the native addon and describes it: the one typed interface to C++.
+ * The native side returns raw OS error codes (0 = success); lib/errors.ts gives them meaning.
+ */
+import * as path from 'node:path';
+import nodeGypBuild = require('node-gyp-build');
+import type { RawSendResult } from './transport';
+
+/** An address as the native side reports it. */
+export interface NativeAddress {
+  family: 4 | 6;
+  address: string;
+  port: number;
+  scopeId: number;
+}
+
+/** The native socket object (native/socket.cc). */
+export interface NativeUdpSocket {
+  /** Opens a non-blocking UDP socket of `family`; returns 0 or errno. */
+  open(family: 4 | 6): number;
+  bind(address: string, port: number, scopeId: number): number;
+  connect(address: string, port: number, scopeId: number): number;
+  /** The address, or an errno. */
+  localAddress(): NativeAddress | number;
+  remoteAddress(): NativeAddress | number;
+  setSendBufferSize(bytes: number): number;
+  /** The size in bytes, or -errno. */
+  getSendBufferSize(): number;
+  close(): number;
+  /** See `BatchLayout` in transport.ts for `layout`; `address` null = the connected remote. */
+  send(
+    buffers: readonly Uint8Array[],
+    layout: Uint32Array | null,
+    datagramCount: number,
+    address: string | null,
+    port: number,
+    scopeId: number,
+  ): RawSendResult;
+  /** The OS descriptor, -1 once closed (diagnostics and tests). */
+  readonly fd: number;
+}
+
+export interface NativeBinding {
+  UdpSocket: new () => NativeUdpSocket;
+  /** The batching system call of this build: "sendmmsg" on Linux. */
+  backend: string;
+}
+
+// The package root is one level above lib/ when running from source (ts-jest) and two above
+// dist/lib/ when compiled.
+const packageRoot = path.basename(path.dirname(__dirname)) === 'dist'
+  ? path.resolve(__dirname, '..', '..')
+  : path.resolve(__dirname, '..');
+
+let loaded: NativeBinding | undefined;
+
+/** The addon, loaded on first use so that pure modules never need it. */
+export function binding(): NativeBinding {
+  loaded ??= nodeGypBuild(packageRoot) as NativeBinding;
+  return loaded;
+}

@@ -1,0 +1,23 @@
+/**
+ * wsk-dgram: many UDP datagrams per system call.
+ * - The idiomatic API: `createSocket`, `UdpSocket#sendBatch`, `UdpSocket#trySendBatch`.
+ * - The WSK layer: `WskSendMessages` with WSK_BUF_LIST / MDL chains, NTSTATUS and IRPs.
+ */
+export {
+  createSocket,
+  UdpSocket,
+  type AddressInfo,
+  type Datagram,
+  type SendResult,
+  type SocketOptions,
+  type SocketType,
+} from './socket';
+export { WskError } from './errors';
+export { MAX_BATCH_DATAGRAMS, MAX_DATAGRAM_PIECES, MAX_UDP_PAYLOAD } from './transport';
+export * from './wsk';
+
+/** The batching system call of the loaded native build ("sendmmsg" on Linux). */
+export function nativeBackend(): string {
+  // Loaded lazily so that importing the WSK types never needs the addon.
+  return (require('./binding') as typeof import('./binding')).binding().backend;
+}

@@ -1,0 +1,333 @@
+/**
+ * The idiomatic Node API: a UDP socket that sends a whole batch of datagrams per system call.
+ *
+ * ```ts
+ * const socket = createSocket('udp4');
+ * const { datagrams, bytes } = await socket.sendBatch([a, b, c], 4433, '127.0.0.1');
+ * ```
+ */
+import { EventEmitter } from 'node:events';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import { binding, type NativeAddress, type NativeUdpSocket } from './binding';
+import { WskError } from './errors';
+import {
+  MAX_BATCH_DATAGRAMS,
+  MAX_DATAGRAM_PIECES,
+  MAX_UDP_PAYLOAD,
+  type BatchLayout,
+  type BatchSender,
+  type Destination,
+  type RawSendResult,
+} from './transport';
+
+/** A datagram: one Uint8Array, or several sent back to back as one datagram (no copy). */
+export type Datagram = Uint8Array | readonly Uint8Array[];
+
+/** What a send put on the wire: whole datagrams and their payload bytes, nothing more. */
+export interface SendResult {
+  datagrams: number;
+  bytes: number;
+}
+
+export type SocketType = 'udp4' | 'udp6';
+
+export interface SocketOptions {
+  type: SocketType;
+  /** SO_SNDBUF in bytes (the kernel may double or clamp it). */
+  sendBufferSize?: number;
+}
+
+/** An address as Node's dgram reports it. */
+export interface AddressInfo {
+  address: string;
+  family: 'IPv4' | 'IPv6';
+  port: number;
+}
+
+
+const WOULD_BLOCK = new Set([os.constants.errno.EAGAIN, os.constants.errno.EWOULDBLOCK,
+  os.constants.errno.ENOBUFS]);
+
+/** True when `errno` means "the socket buffer is full, try later" rather than a failure. */
+export function isWouldBlock(errno: number): boolean {
+  return WOULD_BLOCK.has(errno);
+}
+
+function checkPort(port: unknown, allowZero: boolean): number {
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < (allowZero ? 0 : 1) ||
+    port > 65535) {
+    throw new RangeError(`port must be an integer from ${allowZero ? 0 : 1} to 65535, got ${String(port)}`);
+  }
+  return port;
+}
+
+/**
+ * Parses an IP literal for a socket of `family`. An IPv6 literal may carry a numeric zone
+ * ("fe80::1%2"). Names are not resolved: wsk-dgram never does DNS on the send path.
+ */
+export function parseIpLiteral(address: unknown, family: 4 | 6): { address: string; scopeId: number } {
+  if (typeof address !== 'string') {
+    throw new TypeError(`address must be a string IP literal, got ${typeof address}`);
+  }
+  let literal = address;
+  let scopeId = 0;
+  const zone = address.indexOf('%');
+  if (zone >= 0) {
+    const suffix = address.slice(zone + 1);
+    if (!/^\d{1,10}$/.test(suffix) || Number(suffix) > 0xffffffff) {
+      throw new TypeError(`address zone must be a numeric interface index: ${address}`);
+    }
+    literal = address.slice(0, zone);
+    scopeId = Number(suffix);
+  }
+  const found = net.isIP(literal);
+  if (found === 0 || (found === 4 && zone >= 0)) {
+    throw new TypeError(`address must be an IPv4 or IPv6 literal, got ${JSON.stringify(address)}`);
+  }
+  if (found !== family) {
+    throw new TypeError(`address ${address} is IPv${found} but the socket is udp${family}`);
+  }
+  return { address: literal, scopeId };
+}
+
+function toAddressInfo(native: NativeAddress): AddressInfo {
+  const scope = native.family === 6 && native.scopeId !== 0 ? `%${native.scopeId}` : '';
+  return {
+    address: native.address + scope,
+    family: native.family === 6 ? 'IPv6' : 'IPv4',
+    port: native.port,
+  };
+}
+
+/**
+ * Checks `datagrams` and turns them into the native call's arguments. Plain Uint8Arrays take the
+ * layout-free fast path; a datagram given as pieces gets a layout. Never copies payloads.
+ */
+function describeBatch(datagrams: unknown, family: 4 | 6): {
+  buffers: Uint8Array[];
+  layout: BatchLayout;
+} {
+  if (!Array.isArray(datagrams)) {
+    throw new TypeError('datagrams must be an array of Uint8Array (or of arrays of Uint8Array)');
+  }
+  if (datagrams.length > MAX_BATCH_DATAGRAMS) {
+    throw new RangeError(`a batch holds at most ${MAX_BATCH_DATAGRAMS} datagrams, got ${datagrams.length}`);
+  }
+  const limit = MAX_UDP_PAYLOAD[family];
+  let pieces = 0;
+  for (let i = 0; i < datagrams.length; i++) {
+    const datagram: unknown = datagrams[i];
+    if (datagram instanceof Uint8Array) {
+      if (datagram.byteLength > limit) {
+        throw new RangeError(`datagram ${i} has ${datagram.byteLength} bytes; the UDP limit over IPv${family} is ${limit}`);
+      }
+      continue;
+    }
+    if (!Array.isArray(datagram)) {
+      throw new TypeError(`datagram ${i} must be a Uint8Array or an array of Uint8Array`);
+    }
+    if (datagram.length > MAX_DATAGRAM_PIECES) {
+      throw new RangeError(`datagram ${i} has ${datagram.length} pieces; at most ${MAX_DATAGRAM_PIECES}`);
+    }
+    let length = 0;
+    for (const piece of datagram as unknown[]) {
+      if (!(piece instanceof Uint8Array)) {
+        throw new TypeError(`datagram ${i} has a piece that is not a Uint8Array`);
+      }
+      length += piece.byteLength;
+    }
+    if (length > limit) {
+      throw new RangeError(`datagram ${i} has ${length} bytes; the UDP limit over IPv${family} is ${limit}`);
+    }
+    pieces += datagram.length;
+  }
+  if (pieces === 0) return { buffers: datagrams as Uint8Array[], layout: null };
+
+  // Some datagrams are made of pieces: describe every datagram as ranges over `buffers`.
+  const buffers: Uint8Array[] = [];
+  const layout = new Uint32Array(datagrams.length * 4 + pieces * 3);
+  let word = 0;
+  for (const datagram of datagrams as Datagram[]) {
+    const parts = datagram instanceof Uint8Array ? [datagram] : datagram;
+    layout[word++] = parts.length;
+    for (const part of parts) {
+      layout[word++] = buffers.length;
+      layout[word++] = 0;
+      layout[word++] = part.byteLength;
+      buffers.push(part);
+    }
+  }
+  return { buffers, layout: layout.subarray(0, word) };
+}
+
+/**
+ * A UDP socket that sends batches of datagrams with one system call (Linux: sendmmsg).
+ * Emits 'close' once closed.
+ */
+export class UdpSocket extends EventEmitter implements BatchSender {
+  /** 4 for udp4, 6 for udp6. */
+  readonly family: 4 | 6;
+  readonly type: SocketType;
+  readonly #native: NativeUdpSocket;
+  #remote: Destination | null = null;
+  #closed = false;
+
+  constructor(options: SocketType | SocketOptions) {
+    super();
+    const type = typeof options === 'string' ? options : options?.type;
+    if (type !== 'udp4' && type !== 'udp6') {
+      throw new TypeError(`socket type must be 'udp4' or 'udp6', got ${String(type)}`);
+    }
+    this.type = type;
+    this.family = type === 'udp6' ? 6 : 4;
+    const native = new (binding().UdpSocket)();
+    const error = native.open(this.family);
+    if (error !== 0) throw new WskError(error, 'socket');
+    this.#native = native;
+    if (typeof options === 'object' && options.sendBufferSize !== undefined) {
+      try {
+        this.setSendBufferSize(options.sendBufferSize);
+      } catch (e) {
+        native.close();
+        throw e;
+      }
+    }
+  }
+
+  /** True once close() was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** The fixed remote set by connect(), or null. */
+  get remote(): Destination | null {
+    return this.#remote;
+  }
+
+  /** The OS descriptor (-1 once closed); for diagnostics. */
+  get fd(): number {
+    return this.#native.fd;
+  }
+
+  /**
+   * Binds to `address` (default: the wildcard address) and `port` (default 0: any free port),
+   * synchronously. Returns the bound address.
+   */
+  bind(port = 0, address?: string): AddressInfo {
+    const local = parseIpLiteral(address ?? (this.family === 6 ? '::' : '0.0.0.0'), this.family);
+    const error = this.#native.bind(local.address, checkPort(port, true), local.scopeId);
+    if (error !== 0) throw new WskError(error, 'bind');
+    return this.address();
+  }
+
+  /** Fixes the remote: later sends may omit the destination. Synchronous. */
+  connect(port: number, address: string): void {
+    const remote = parseIpLiteral(address, this.family);
+    const destination: Destination = { family: this.family, port: checkPort(port, false), ...remote };
+    const error = this.#native.connect(remote.address, destination.port, remote.scopeId);
+    if (error !== 0) throw new WskError(error, 'connect');
+    this.#remote = destination;
+  }
+
+  /** The local address (after bind, connect or a first send). */
+  address(): AddressInfo {
+    const local = this.#native.localAddress();
+    if (typeof local === 'number') throw new WskError(local, 'getsockname');
+    return toAddressInfo(local);
+  }
+
+  /** The connected remote's address. */
+  remoteAddress(): AddressInfo {
+    const remote = this.#native.remoteAddress();
+    if (typeof remote === 'number') throw new WskError(remote, 'getpeername');
+    return toAddressInfo(remote);
+  }
+
+  /** Sets SO_SNDBUF. */
+  setSendBufferSize(bytes: number): void {
+    if (!Number.isInteger(bytes) || bytes < 1 || bytes > 0x7fffffff) {
+      throw new RangeError(`send buffer size must be an integer from 1 to 2^31-1, got ${bytes}`);
+    }
+    const error = this.#native.setSendBufferSize(bytes);
+    if (error !== 0) throw new WskError(error, 'setsockopt');
+  }
+
+  /** Reads SO_SNDBUF (Linux reports twice the size that was set). */
+  getSendBufferSize(): number {
+    const size = this.#native.getSendBufferSize();
+    if (size < 0) throw new WskError(-size, 'getsockopt');
+    return size;
+  }
+
+  /**
+   * Sends as many of `datagrams` as the kernel takes now, in order, with one system call per
+   * up to 1024 datagrams, and never queues. Returns what went out: fewer than
+   * `datagrams.length` when the socket buffer filled up. Throws a WskError (carrying what had
+   * gone out before) for any other OS error, and TypeError/RangeError for bad arguments.
+   * Omit `port` and `address` on a connected socket.
+   */
+  trySendBatch(datagrams: readonly Datagram[], port?: number, address?: string): SendResult {
+    const destination = this.#destination(port, address);
+    const { buffers, layout } = describeBatch(datagrams, this.family);
+    const result = this.sendLayout(buffers, layout, datagrams.length, destination);
+    if (result.errno !== 0 && !isWouldBlock(result.errno)) {
+      throw new WskError(result.errno, result.syscall, result);
+    }
+    return { datagrams: result.datagrams, bytes: result.bytes };
+  }
+
+  /**
+   * Sends every datagram of the batch and resolves with what went out. Rejects with a WskError
+   * (carrying `datagramsSent`/`bytesSent`) when the kernel refuses one; until the pending path
+   * exists, a full socket buffer is such a refusal (code EAGAIN).
+   */
+  async sendBatch(datagrams: readonly Datagram[], port?: number, address?: string): Promise<SendResult> {
+    const destination = this.#destination(port, address);
+    const { buffers, layout } = describeBatch(datagrams, this.family);
+    const result = this.sendLayout(buffers, layout, datagrams.length, destination);
+    if (result.errno !== 0) throw new WskError(result.errno, result.syscall, result);
+    return { datagrams: result.datagrams, bytes: result.bytes };
+  }
+
+  /** The raw batch send of the BatchSender contract (used by the WSK layer). */
+  sendLayout(
+    buffers: readonly Uint8Array[],
+    layout: BatchLayout,
+    datagramCount: number,
+    destination: Destination | null,
+  ): RawSendResult {
+    if (destination === null) {
+      return this.#native.send(buffers, layout, datagramCount, null, 0, 0);
+    }
+    return this.#native.send(buffers, layout, datagramCount, destination.address,
+      destination.port, destination.scopeId);
+  }
+
+  /** Closes the socket; later sends fail with EBADF (STATUS_INVALID_HANDLE). Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#native.close();
+    this.emit('close');
+  }
+
+  #destination(port: number | undefined, address: string | undefined): Destination | null {
+    if (port === undefined && address === undefined) {
+      if (this.#remote === null && !this.#closed) {
+        throw new TypeError('a destination port is required on a socket that is not connected');
+      }
+      return null;
+    }
+    if (this.#remote !== null) {
+      throw new TypeError('the socket is connected: omit port and address');
+    }
+    const ip = parseIpLiteral(address ?? (this.family === 6 ? '::1' : '127.0.0.1'), this.family);
+    return { family: this.family, port: checkPort(port, false), ...ip };
+  }
+}
+
+/** Creates a UDP socket: `createSocket('udp4')` or `createSocket({ type: 'udp6', ... })`. */
+export function createSocket(options: SocketType | SocketOptions): UdpSocket {
+  return new UdpSocket(options);
+}

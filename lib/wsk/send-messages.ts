@@ -1,0 +1,199 @@
+/**
+ * WskSendMessages over a BatchSender: validates the WSK arguments, translates the
+ * WSK_BUF_LIST, sends, and completes the IRP with the NTSTATUS of the outcome.
+ */
+
+import { types } from 'node:util';
+import type { BatchSender, Destination, RawSendResult } from '../transport';
+import { buildBatch, type WSK_BUF_LIST } from './buf';
+import { IRP, IoCompleteRequest, type WSK_FAILURE_INFO } from './irp';
+import {
+  STATUS_INVALID_CONNECTION,
+  STATUS_INVALID_HANDLE,
+  STATUS_INVALID_PARAMETER,
+  STATUS_NOT_SUPPORTED,
+  STATUS_SUCCESS,
+  STATUS_UNSUCCESSFUL,
+  errnoName,
+  ntStatusFromErrnoNumber,
+  type NTSTATUS,
+} from './ntstatus';
+import { parseRemoteAddress, type SOCKADDR } from './sockaddr';
+
+/** How a call ends: the status to complete the IRP with and return. */
+interface Outcome {
+  status: NTSTATUS;
+  information: number;
+  failure: WSK_FAILURE_INFO | null;
+}
+
+function failed(status: NTSTATUS, reason: string): Outcome {
+  return {
+    status,
+    information: 0,
+    failure: { reason, errno: 0, code: '', syscall: '', datagramsSent: 0 },
+  };
+}
+
+/** A message for a caught value; never throws (String() can, for odd objects). */
+function describe(error: unknown): string {
+  try {
+    return error instanceof Error ? error.message : String(error);
+  } catch {
+    return 'unprintable exception';
+  }
+}
+
+function isUsableIrp(Irp: unknown): Irp is IRP {
+  try {
+    return Irp instanceof IRP && !Irp.completed;
+  } catch {
+    return false; // an object made from IRP.prototype without the constructor
+  }
+}
+
+function isCount(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+/**
+ * Mirrors Windows' `WskSendMessages(Socket, BufferList, Flags, RemoteAddress,
+ * ControlInfoLength, ControlInfo, Irp)` (wsk.h, Windows 10+): sends each WSK_BUF_LIST entry as
+ * one datagram to `RemoteAddress` (or, when it is null, to the socket's connected remote), in
+ * as few system calls as the platform allows (sendmmsg on Linux).
+ *
+ * Like WSK, the IRP ALWAYS completes, and its completion routine runs before this function
+ * returns whenever the outcome is known at once, which today is always:
+ * - `Irp` not an IRP from IoAllocateIrp, or already completed: returns
+ *   STATUS_INVALID_PARAMETER WITHOUT touching it (there is nothing valid to complete).
+ * - Otherwise the returned status is the one the IRP completed with, checked in this order:
+ *   `Flags` not exactly 0 (reserved): STATUS_INVALID_PARAMETER. `ControlInfo` null/undefined
+ *   with `ControlInfoLength` not 0, or given with length 0, a length above its byteLength or
+ *   not a Uint8Array: STATUS_INVALID_PARAMETER; a valid non-empty `ControlInfo`:
+ *   STATUS_NOT_SUPPORTED (control messages are a later issue). `Socket` closed or not a
+ *   BatchSender: STATUS_INVALID_HANDLE (nothing is sent). `RemoteAddress` null with no connected
+ *   remote: STATUS_INVALID_CONNECTION; a bad `RemoteAddress`: see `parseRemoteAddress`. A bad
+ *   `BufferList`: see `buildBatch`. `sendLayout` throwing: STATUS_INVALID_PARAMETER.
+ * - All datagrams sent: STATUS_SUCCESS, `IoStatus.Information` = bytes sent.
+ * - The OS refused a datagram: the errno's NTSTATUS (`ERRNO_TO_NTSTATUS`), with
+ *   `IoStatus.Information` = the bytes of the datagrams sent before it (never more), and
+ *   `Irp.FailureInfo` saying which call failed, with which errno, after how many datagrams.
+ *   Would-block (EAGAIN) gives STATUS_DEVICE_NOT_READY for now: real WSK returns
+ *   STATUS_PENDING and completes later; that pending path is a later issue.
+ *
+ * Every failure also sets `Irp.FailureInfo` before completion. Nothing is copied: the MDLs'
+ * bytes are read during the call only.
+ */
+export function WskSendMessages(
+  Socket: BatchSender,
+  BufferList: WSK_BUF_LIST | null,
+  Flags: number,
+  RemoteAddress: SOCKADDR | null | undefined,
+  ControlInfoLength: number,
+  ControlInfo: Uint8Array | null | undefined,
+  Irp: IRP,
+): NTSTATUS {
+  if (!isUsableIrp(Irp)) return STATUS_INVALID_PARAMETER;
+  let outcome: Outcome;
+  try {
+    outcome = sendMessages(Socket, BufferList, Flags, RemoteAddress, ControlInfoLength, ControlInfo);
+  } catch (error: unknown) {
+    // Only a hostile argument (a throwing getter, a Proxy) gets here; the IRP still completes.
+    outcome = failed(STATUS_INVALID_PARAMETER, `an argument could not be read: ${describe(error)}`);
+  }
+  if (outcome.failure !== null) Irp.FailureInfo = outcome.failure;
+  IoCompleteRequest(Irp, outcome.status, outcome.information);
+  return outcome.status;
+}
+
+function sendMessages(
+  Socket: BatchSender,
+  BufferList: WSK_BUF_LIST | null,
+  Flags: number,
+  RemoteAddress: SOCKADDR | null | undefined,
+  ControlInfoLength: number,
+  ControlInfo: Uint8Array | null | undefined,
+): Outcome {
+  if (Flags !== 0) return failed(STATUS_INVALID_PARAMETER, `Flags must be 0, got ${String(Flags)}`);
+
+  if (ControlInfo === null || ControlInfo === undefined) {
+    if (ControlInfoLength !== 0) {
+      const length = String(ControlInfoLength);
+      return failed(STATUS_INVALID_PARAMETER, `ControlInfoLength is ${length} but ControlInfo is NULL`);
+    }
+  } else {
+    if (!types.isUint8Array(ControlInfo)) return failed(STATUS_INVALID_PARAMETER, 'ControlInfo is not a Uint8Array');
+    // Windows' WSASendMsg rejects a non-NULL control buffer of length 0 too.
+    if (ControlInfoLength === 0) {
+      return failed(STATUS_INVALID_PARAMETER, 'ControlInfo is given but ControlInfoLength is 0');
+    }
+    if (!isCount(ControlInfoLength) || ControlInfoLength > ControlInfo.byteLength) {
+      return failed(
+        STATUS_INVALID_PARAMETER,
+        `ControlInfoLength ${String(ControlInfoLength)} does not fit ControlInfo (${ControlInfo.byteLength} bytes)`,
+      );
+    }
+    // Control messages (CMSGHDR codec) are a later issue.
+    return failed(STATUS_NOT_SUPPORTED, 'ControlInfo is not supported yet');
+  }
+
+  if (typeof Socket !== 'object' || Socket === null || typeof Socket.sendLayout !== 'function') {
+    return failed(STATUS_INVALID_HANDLE, 'Socket is not a socket');
+  }
+  if (Socket.closed) return failed(STATUS_INVALID_HANDLE, 'Socket is closed');
+  const family = Socket.family;
+
+  let destination: Destination | null = null;
+  if (RemoteAddress === null || RemoteAddress === undefined) {
+    // Windows: NULL RemoteAddress needs a fixed remote (SIO_WSK_SET_REMOTE_ADDRESS); ours is connect().
+    if (Socket.remote === null || Socket.remote === undefined) {
+      return failed(STATUS_INVALID_CONNECTION, 'RemoteAddress is NULL and the socket has no fixed remote address');
+    }
+  } else {
+    const parsed = parseRemoteAddress(RemoteAddress, family);
+    if (!parsed.ok) return failed(parsed.status, `RemoteAddress: ${parsed.reason}`);
+    destination = parsed.destination;
+  }
+
+  const batch = buildBatch(BufferList, family);
+  if (!batch.ok) return failed(batch.status, `BufferList: ${batch.reason}`);
+
+  let result: RawSendResult;
+  try {
+    result = Socket.sendLayout(batch.buffers, batch.layout, batch.datagramCount, destination);
+  } catch (error: unknown) {
+    // Should not happen after the checks above; if it does, nothing was sent.
+    return failed(STATUS_INVALID_PARAMETER, `the socket refused the batch: ${describe(error)}`);
+  }
+
+  if (
+    typeof result !== 'object' ||
+    result === null ||
+    !isCount(result.bytes) ||
+    !isCount(result.datagrams) ||
+    !Number.isSafeInteger(result.errno)
+  ) {
+    return failed(STATUS_UNSUCCESSFUL, 'the socket returned a malformed send result');
+  }
+  // Information counts bytes actually sent, never more than the batch holds.
+  const information = Math.min(result.bytes, batch.bytes);
+  if (result.errno === 0) return { status: STATUS_SUCCESS, information, failure: null };
+
+  const errno = Math.abs(result.errno);
+  const code = errnoName(errno) ?? '';
+  const syscall = typeof result.syscall === 'string' ? result.syscall : '';
+  const datagramsSent = Math.min(result.datagrams, batch.datagramCount);
+  return {
+    status: ntStatusFromErrnoNumber(errno),
+    information,
+    failure: {
+      reason:
+        `${syscall || 'send'} failed with ${code || `errno ${errno}`} ` +
+        `after ${datagramsSent} of ${batch.datagramCount} datagrams`,
+      errno,
+      code,
+      syscall,
+      datagramsSent,
+    },
+  };
+}
