@@ -27,15 +27,24 @@ export interface NativeUdpSocket {
   /** The size in bytes, or -errno. */
   getSendBufferSize(): number;
   close(): number;
-  /** See `BatchLayout` in transport.ts for `layout`; `address` null = the connected remote. */
+  /**
+   * Sends datagrams [first, first + count) of the batch (`BatchLayout` in transport.ts; for a
+   * layout, `firstWord` is where datagram `first` starts) to `address` (null: the connected
+   * remote). `word` in the result is where the first unsent datagram starts.
+   */
   send(
     buffers: readonly Uint8Array[],
     layout: Uint32Array | null,
-    datagramCount: number,
+    first: number,
+    firstWord: number,
+    count: number,
     address: string | null,
     port: number,
     scopeId: number,
-  ): RawSendResult;
+  ): RawSendResult & { word: number };
+  /** Calls `onWritable(errno)` from the event loop while the socket is writable; 0 or errno. */
+  startPolling(onWritable: (errno: number) => void): number;
+  stopPolling(): void;
   /** The OS descriptor, -1 once closed (diagnostics and tests). */
   readonly fd: number;
 }

@@ -11,6 +11,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import { binding, type NativeAddress, type NativeUdpSocket } from './binding';
 import { WskError } from './errors';
+import { isWouldBlock, SendQueue } from './send-queue';
 import {
   MAX_BATCH_DATAGRAMS,
   MAX_DATAGRAM_PIECES,
@@ -18,7 +19,9 @@ import {
   type BatchLayout,
   type BatchSender,
   type Destination,
+  type PendingSend,
   type RawSendResult,
+  type SendCompletion,
 } from './transport';
 
 /** A datagram: one Uint8Array, or several sent back to back as one datagram (no copy). */
@@ -45,14 +48,6 @@ export interface AddressInfo {
   port: number;
 }
 
-
-const WOULD_BLOCK = new Set([os.constants.errno.EAGAIN, os.constants.errno.EWOULDBLOCK,
-  os.constants.errno.ENOBUFS]);
-
-/** True when `errno` means "the socket buffer is full, try later" rather than a failure. */
-export function isWouldBlock(errno: number): boolean {
-  return WOULD_BLOCK.has(errno);
-}
 
 function checkPort(port: unknown, allowZero: boolean): number {
   if (typeof port !== 'number' || !Number.isInteger(port) || port < (allowZero ? 0 : 1) ||
@@ -107,6 +102,7 @@ function toAddressInfo(native: NativeAddress): AddressInfo {
 function describeBatch(datagrams: unknown, family: 4 | 6): {
   buffers: Uint8Array[];
   layout: BatchLayout;
+  totalBytes: number;
 } {
   if (!Array.isArray(datagrams)) {
     throw new TypeError('datagrams must be an array of Uint8Array (or of arrays of Uint8Array)');
@@ -116,12 +112,14 @@ function describeBatch(datagrams: unknown, family: 4 | 6): {
   }
   const limit = MAX_UDP_PAYLOAD[family];
   let pieces = 0;
+  let totalBytes = 0;
   for (let i = 0; i < datagrams.length; i++) {
     const datagram: unknown = datagrams[i];
     if (datagram instanceof Uint8Array) {
       if (datagram.byteLength > limit) {
         throw new RangeError(`datagram ${i} has ${datagram.byteLength} bytes; the UDP limit over IPv${family} is ${limit}`);
       }
+      totalBytes += datagram.byteLength;
       continue;
     }
     if (!Array.isArray(datagram)) {
@@ -141,8 +139,9 @@ function describeBatch(datagrams: unknown, family: 4 | 6): {
       throw new RangeError(`datagram ${i} has ${length} bytes; the UDP limit over IPv${family} is ${limit}`);
     }
     pieces += datagram.length;
+    totalBytes += length;
   }
-  if (pieces === 0) return { buffers: datagrams as Uint8Array[], layout: null };
+  if (pieces === 0) return { buffers: datagrams as Uint8Array[], layout: null, totalBytes };
 
   // Some datagrams are made of pieces: describe every datagram as ranges over `buffers`.
   const buffers: Uint8Array[] = [];
@@ -158,18 +157,20 @@ function describeBatch(datagrams: unknown, family: 4 | 6): {
       buffers.push(part);
     }
   }
-  return { buffers, layout: layout.subarray(0, word) };
+  return { buffers, layout: layout.subarray(0, word), totalBytes };
 }
 
 /**
  * A UDP socket that sends batches of datagrams with one system call (Linux: sendmmsg).
- * Emits 'close' once closed.
+ * What the kernel cannot take at once waits in the socket's queue and goes out, in call order,
+ * when the socket is writable. Events: 'drain' (the queue emptied), 'close'.
  */
 export class UdpSocket extends EventEmitter implements BatchSender {
   /** 4 for udp4, 6 for udp6. */
   readonly family: 4 | 6;
   readonly type: SocketType;
   readonly #native: NativeUdpSocket;
+  readonly #queue: SendQueue;
   #remote: Destination | null = null;
   #closed = false;
 
@@ -185,6 +186,7 @@ export class UdpSocket extends EventEmitter implements BatchSender {
     const error = native.open(this.family);
     if (error !== 0) throw new WskError(error, 'socket');
     this.#native = native;
+    this.#queue = new SendQueue(native, () => this.emit('drain'));
     if (typeof options === 'object' && options.sendBufferSize !== undefined) {
       try {
         this.setSendBufferSize(options.sendBufferSize);
@@ -208,6 +210,35 @@ export class UdpSocket extends EventEmitter implements BatchSender {
   /** The OS descriptor (-1 once closed); for diagnostics. */
   get fd(): number {
     return this.#native.fd;
+  }
+
+  /** Sends waiting in the queue. */
+  get pendingRequests(): number {
+    return this.#queue.pendingRequests;
+  }
+
+  /** Datagrams waiting in the queue, not yet sent. */
+  get pendingDatagrams(): number {
+    return this.#queue.pendingDatagrams;
+  }
+
+  /** Payload bytes waiting in the queue, not yet sent. A fast sender waits for 'drain' above its limit. */
+  get pendingBytes(): number {
+    return this.#queue.pendingBytes;
+  }
+
+  /** Resolves once nothing is pending (at once if nothing is), or when the socket closes. */
+  drained(): Promise<void> {
+    if (this.#queue.pendingRequests === 0 || this.#closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.off('drain', done);
+        this.off('close', done);
+        resolve();
+      };
+      this.on('drain', done);
+      this.on('close', done);
+    });
   }
 
   /**
@@ -263,14 +294,15 @@ export class UdpSocket extends EventEmitter implements BatchSender {
   /**
    * Sends as many of `datagrams` as the kernel takes now, in order, with one system call per
    * up to 1024 datagrams, and never queues. Returns what went out: fewer than
-   * `datagrams.length` when the socket buffer filled up. Throws a WskError (carrying what had
+   * `datagrams.length` when the socket buffer filled up, and nothing while earlier sendBatch
+   * calls are still waiting (it never jumps the queue). Throws a WskError (carrying what had
    * gone out before) for any other OS error, and TypeError/RangeError for bad arguments.
    * Omit `port` and `address` on a connected socket.
    */
   trySendBatch(datagrams: readonly Datagram[], port?: number, address?: string): SendResult {
     const destination = this.#destination(port, address);
     const { buffers, layout } = describeBatch(datagrams, this.family);
-    const result = this.sendLayout(buffers, layout, datagrams.length, destination);
+    const result = this.#queue.trySend(buffers, layout, datagrams.length, destination);
     if (result.errno !== 0 && !isWouldBlock(result.errno)) {
       throw new WskError(result.errno, result.syscall, result);
     }
@@ -278,36 +310,55 @@ export class UdpSocket extends EventEmitter implements BatchSender {
   }
 
   /**
-   * Sends every datagram of the batch and resolves with what went out. Rejects with a WskError
-   * (carrying `datagramsSent`/`bytesSent`) when the kernel refuses one; until the pending path
-   * exists, a full socket buffer is such a refusal (code EAGAIN).
+   * Sends every datagram of the batch and resolves with what went out. What the socket cannot
+   * take now waits, behind earlier calls, and goes out when the socket is writable; keep the
+   * buffers unchanged until the promise settles. Rejects with a WskError carrying
+   * `datagramsSent`/`bytesSent` when the kernel refuses a datagram, or with code ECANCELED
+   * (STATUS_CANCELLED) when the socket is closed first.
    */
-  async sendBatch(datagrams: readonly Datagram[], port?: number, address?: string): Promise<SendResult> {
-    const destination = this.#destination(port, address);
-    const { buffers, layout } = describeBatch(datagrams, this.family);
-    const result = this.sendLayout(buffers, layout, datagrams.length, destination);
-    if (result.errno !== 0) throw new WskError(result.errno, result.syscall, result);
-    return { datagrams: result.datagrams, bytes: result.bytes };
+  sendBatch(datagrams: readonly Datagram[], port?: number, address?: string): Promise<SendResult> {
+    try {
+      const destination = this.#destination(port, address);
+      const { buffers, layout, totalBytes } = describeBatch(datagrams, this.family);
+      return new Promise((resolve, reject) => {
+        const settle = (result: RawSendResult | SendCompletion): void => {
+          if ('cancelled' in result && result.cancelled) {
+            reject(new WskError(os.constants.errno.ECANCELED, result.syscall || 'close', result));
+          } else if (result.errno !== 0) {
+            reject(new WskError(result.errno, result.syscall, result));
+          } else {
+            resolve({ datagrams: result.datagrams, bytes: result.bytes });
+          }
+        };
+        const submitted = this.#queue.submit(buffers, layout, datagrams.length, totalBytes,
+          destination, settle);
+        if (!('pending' in submitted)) settle(submitted);
+      });
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
-  /** The raw batch send of the BatchSender contract (used by the WSK layer). */
-  sendLayout(
+  /** The batch send of the BatchSender contract (used by the WSK layer). */
+  submit(
     buffers: readonly Uint8Array[],
     layout: BatchLayout,
     datagramCount: number,
+    totalBytes: number,
     destination: Destination | null,
-  ): RawSendResult {
-    if (destination === null) {
-      return this.#native.send(buffers, layout, datagramCount, null, 0, 0);
-    }
-    return this.#native.send(buffers, layout, datagramCount, destination.address,
-      destination.port, destination.scopeId);
+    onComplete: (completion: SendCompletion) => void,
+  ): RawSendResult | PendingSend {
+    return this.#queue.submit(buffers, layout, datagramCount, totalBytes, destination, onComplete);
   }
 
-  /** Closes the socket; later sends fail with EBADF (STATUS_INVALID_HANDLE). Idempotent. */
+  /**
+   * Closes the socket. Pending sends complete first, as cancelled (nothing more of them is
+   * sent); later sends fail with EBADF (STATUS_INVALID_HANDLE). Idempotent.
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#queue.cancelAll();
     this.#native.close();
     this.emit('close');
   }

@@ -33,6 +33,23 @@ export interface RawSendResult {
  */
 export type BatchLayout = Uint32Array | null;
 
+/** How a queued send ended: totals for the whole request, including what went out at once. */
+export interface SendCompletion extends RawSendResult {
+  /** True when the request was cancelled (IoCancelIrp, or the socket closed) before it ended. */
+  cancelled: boolean;
+}
+
+/** A send waiting in the socket's queue. */
+export interface PendingSend {
+  readonly pending: true;
+  /**
+   * Takes the request out of the queue; nothing more of it is sent and its completion runs
+   * now, with `cancelled` set and the counts of what had already gone out. False when it had
+   * already completed.
+   */
+  cancel(): boolean;
+}
+
 /** The socket operations the WSK layer needs. The idiomatic `UdpSocket` implements it. */
 export interface BatchSender {
   readonly family: 4 | 6;
@@ -40,16 +57,24 @@ export interface BatchSender {
   /** The fixed remote (set by connect), or null. */
   readonly remote: Destination | null;
   /**
-   * Sends `datagramCount` datagrams described by `buffers` + `layout` to `destination`
-   * (null: the connected remote) without copying payloads. Never throws for OS errors: they
-   * come back in the result. Throws TypeError/RangeError for a malformed layout.
+   * Sends `datagramCount` datagrams described by `buffers` + `layout` (holding `totalBytes`) to
+   * `destination` (null: the connected remote) without copying payloads.
+   *
+   * When nothing is queued before it and the batch ends at once (all sent, or an OS error other
+   * than "would block"), returns the RawSendResult and never calls `onComplete`. Otherwise the
+   * rest waits in the socket's queue, behind earlier requests, and a PendingSend is returned;
+   * `onComplete` then runs exactly once, later, from the event loop (or from cancel()/close()).
+   * The buffers must stay unchanged until then. Never throws for OS errors; throws
+   * TypeError/RangeError for a malformed layout, before anything is sent.
    */
-  sendLayout(
+  submit(
     buffers: readonly Uint8Array[],
     layout: BatchLayout,
     datagramCount: number,
+    totalBytes: number,
     destination: Destination | null,
-  ): RawSendResult;
+    onComplete: (completion: SendCompletion) => void,
+  ): RawSendResult | PendingSend;
 }
 
 /** Largest UDP payload: 65535 - 8 (UDP header) - 20 (IPv4 header) for IPv4, 65535 - 8 for IPv6. */

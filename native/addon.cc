@@ -9,6 +9,11 @@ namespace wsk {
 class WskAddon : public Napi::Addon<WskAddon> {
  public:
   WskAddon(Napi::Env env, Napi::Object exports) : state_(std::make_shared<EnvState>()) {
+    // A poll handle still open when a worker's loop closes aborts the process, and libuv closes
+    // handles asynchronously: so an async cleanup hook closes every socket and returns only
+    // once the last handle is gone.
+    napi_add_async_cleanup_hook(env, OnEnvironmentTeardown, new std::shared_ptr<EnvState>(state_),
+                                &state_->cleanup_hook);
     DefineAddon(exports, {
                              InstanceValue("UdpSocket", UdpSocket::Define(env), napi_enumerable),
                              InstanceValue("backend",
@@ -20,6 +25,19 @@ class WskAddon : public Napi::Addon<WskAddon> {
   const std::shared_ptr<EnvState>& state() const { return state_; }
 
  private:
+  static void OnEnvironmentTeardown(napi_async_cleanup_hook_handle handle, void* arg) {
+    auto* holder = static_cast<std::shared_ptr<EnvState>*>(arg);
+    std::shared_ptr<EnvState> state = *holder;
+    delete holder;
+    state->tearing_down = true;
+    CloseAllSockets(state);
+    // Done now, or when the last poll handle's close callback runs (OnPollerClosed).
+    if (state->closing_pollers == 0) {
+      napi_remove_async_cleanup_hook(handle);
+      state->cleanup_hook = nullptr;
+    }
+  }
+
   std::shared_ptr<EnvState> state_;
 };
 

@@ -61,9 +61,35 @@ Napi::Value AddressObject(Napi::Env env, const SocketAddress& address) {
 }  // namespace
 
 EnvState::~EnvState() {
-  // Environment teardown: close whatever JavaScript left open. The socket objects may be
-  // finalized later; they see a closed handle.
+  // Whatever JavaScript left open and the cleanup hook did not reach: close the descriptors.
+  tearing_down = true;
   for (UdpSocket* socket : std::unordered_set<UdpSocket*>(open_sockets)) socket->CloseHandle();
+}
+
+namespace {
+
+void OnPollerClosed(uv_handle_t* handle) {
+  auto* poller = static_cast<Poller*>(handle->data);
+  std::shared_ptr<EnvState> state = std::move(poller->state);
+  delete poller;
+  if (--state->closing_pollers == 0 && state->tearing_down && state->cleanup_hook != nullptr) {
+    // Environment teardown waited for this last handle.
+    napi_remove_async_cleanup_hook(state->cleanup_hook);
+    state->cleanup_hook = nullptr;
+  }
+}
+
+void OnPollEvent(uv_poll_t* handle, int status, int /*events*/) {
+  auto* poller = static_cast<Poller*>(handle->data);
+  if (poller->owner != nullptr) poller->owner->OnWritable(status);
+}
+
+}  // namespace
+
+void CloseAllSockets(const std::shared_ptr<EnvState>& state) {
+  for (UdpSocket* socket : std::unordered_set<UdpSocket*>(state->open_sockets)) {
+    socket->CloseHandle();
+  }
 }
 
 Napi::Function UdpSocket::Define(Napi::Env env) {
@@ -78,6 +104,8 @@ Napi::Function UdpSocket::Define(Napi::Env env) {
                          InstanceMethod<&UdpSocket::GetSendBufferSize>("getSendBufferSize"),
                          InstanceMethod<&UdpSocket::Close>("close"),
                          InstanceMethod<&UdpSocket::Send>("send"),
+                         InstanceMethod<&UdpSocket::StartPolling>("startPolling"),
+                         InstanceMethod<&UdpSocket::StopPolling>("stopPolling"),
                          InstanceAccessor<&UdpSocket::Descriptor>("fd"),
                      });
 }
@@ -87,12 +115,88 @@ UdpSocket::UdpSocket(const Napi::CallbackInfo& info)
 
 UdpSocket::~UdpSocket() { CloseHandle(); }
 
+void UdpSocket::StopPollingHandle() {
+  if (!polling_) return;
+  uv_poll_stop(&poller_->handle);
+  polling_ = false;
+  // While polling, the JS object was held strongly so that pending sends cannot be collected.
+  if (!state_->tearing_down) Unref();
+}
+
 int UdpSocket::CloseHandle() {
+  if (poller_ != nullptr) {
+    StopPollingHandle();
+    // libuv requires the poll handle to be stopped before the descriptor closes; it frees the
+    // handle itself later, in OnPollerClosed.
+    poller_->owner = nullptr;
+    state_->closing_pollers++;
+    uv_close(reinterpret_cast<uv_handle_t*>(&poller_->handle), OnPollerClosed);
+    poller_ = nullptr;
+  }
+  if (!state_->tearing_down) {
+    on_writable_.Reset();
+    if (async_context_ != nullptr) {
+      napi_async_destroy(Env(), async_context_);
+      async_context_ = nullptr;
+    }
+  }
   if (handle_ == kInvalidSocket) return 0;
   const int error = CloseSocket(handle_);
   handle_ = kInvalidSocket;
   state_->open_sockets.erase(this);
   return error;
+}
+
+// startPolling(onWritable): calls onWritable(errno) from the event loop whenever the socket can
+// take more (errno 0) or has failed; returns 0 or an errno. Idempotent.
+Napi::Value UdpSocket::StartPolling(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsFunction()) ThrowType(env, "onWritable must be a function");
+  if (handle_ == kInvalidSocket) return Napi::Number::New(env, EBADF);
+  on_writable_.Reset(info[0].As<Napi::Function>(), 1);
+  if (async_context_ == nullptr) {
+    napi_async_init(env, Value(), Napi::String::New(env, "wsk-dgram:send"), &async_context_);
+  }
+  if (poller_ == nullptr) {
+    uv_loop_t* loop = nullptr;
+    napi_get_uv_event_loop(env, &loop);
+    poller_ = new Poller{uv_poll_t{}, this, state_};
+    const int result = uv_poll_init_socket(loop, &poller_->handle, handle_);
+    if (result != 0) {
+      delete poller_;
+      poller_ = nullptr;
+      return Napi::Number::New(env, -result);  // libuv errors are -errno on POSIX
+    }
+    poller_->handle.data = poller_;
+  }
+  if (!polling_) {
+    const int result = uv_poll_start(&poller_->handle, UV_WRITABLE, OnPollEvent);
+    if (result != 0) return Napi::Number::New(env, -result);
+    polling_ = true;
+    Ref();
+  }
+  return Napi::Number::New(env, 0);
+}
+
+Napi::Value UdpSocket::StopPolling(const Napi::CallbackInfo& info) {
+  StopPollingHandle();
+  return info.Env().Undefined();
+}
+
+void UdpSocket::OnWritable(int status) {
+  if (!polling_) return;
+  Napi::Env env = Env();
+  Napi::HandleScope scope(env);
+  napi_value argv[1] = {Napi::Number::New(env, status < 0 ? -status : 0)};
+  napi_value result = nullptr;
+  // MakeCallback: runs microtasks afterwards and keeps async_hooks context, as Node's own
+  // handles do. A throwing callback is reported like any uncaught exception.
+  if (napi_make_callback(env, async_context_, Value(), on_writable_.Value(), 1, argv, &result) ==
+      napi_pending_exception) {
+    napi_value error = nullptr;
+    napi_get_and_clear_last_exception(env, &error);
+    napi_fatal_exception(env, error);
+  }
 }
 
 Napi::Value UdpSocket::Open(const Napi::CallbackInfo& info) {
@@ -175,32 +279,55 @@ Napi::Value UdpSocket::Descriptor(const Napi::CallbackInfo& info) {
                            handle_ == kInvalidSocket ? -1.0 : static_cast<double>(handle_));
 }
 
+const ByteRange& UdpSocket::ResolveBuffer(Napi::Env env, Napi::Array buffers, uint32_t index) {
+  if (state_->resolved_in[index] != state_->call_number) {
+    state_->buffers[index] = BufferArgument(env, buffers.Get(index));
+    state_->resolved_in[index] = state_->call_number;
+  }
+  return state_->buffers[index];
+}
+
+// Arguments: buffers, layout, first, firstWord, count. Only the datagrams [first, first + count)
+// and the buffers they use are read, so a queue that resumes a long batch pays for what it
+// sends, not for the whole batch again.
 void UdpSocket::ReadBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsArray()) ThrowType(env, "buffers must be an array");
   Napi::Array buffers = info[0].As<Napi::Array>();
   const uint32_t buffer_count = buffers.Length();
-  const uint32_t datagram_count = Uint32Argument(info, 2, "datagramCount", kMaxDatagramsPerCall);
+  const uint32_t first = Uint32Argument(info, 2, "first", std::numeric_limits<uint32_t>::max());
+  const uint32_t first_word =
+      Uint32Argument(info, 3, "firstWord", std::numeric_limits<uint32_t>::max());
+  const uint32_t count = Uint32Argument(info, 4, "count", kMaxDatagramsPerCall);
   const size_t max_payload = kMaxPayload[family_ == IpFamily::kV6 ? 1 : 0];
 
   std::vector<DatagramSpan>& spans = state_->spans;
   std::vector<ByteRange>& ranges = state_->ranges;
-  spans.resize(datagram_count);
+  spans.resize(count);
+  state_->span_words.resize(count + 1);
   ranges.clear();
+  if (state_->resolved_in.size() < buffer_count) {
+    state_->resolved_in.resize(buffer_count, 0);
+    state_->buffers.resize(buffer_count);
+  }
+  ++state_->call_number;
 
   if (info[1].IsNull() || info[1].IsUndefined()) {
     // Datagram i is buffers[i], whole.
-    if (buffer_count != datagram_count) {
-      ThrowRange(env, "without a layout, datagramCount must equal buffers.length");
+    if (first > buffer_count || count > buffer_count - first) {
+      ThrowRange(env, "without a layout, first + count must not exceed buffers.length");
     }
-    ranges.resize(datagram_count);
-    for (uint32_t i = 0; i < datagram_count; ++i) {
-      ranges[i] = BufferArgument(env, buffers.Get(i));
+    ranges.resize(count);
+    for (uint32_t i = 0; i < count; ++i) {
+      ranges[i] = BufferArgument(env, buffers.Get(first + i));
       if (ranges[i].length > max_payload) {
-        ThrowRange(env, "datagram " + std::to_string(i) + " is larger than a UDP payload");
+        ThrowRange(env, "datagram " + std::to_string(first + i) +
+                            " is larger than a UDP payload");
       }
       spans[i] = DatagramSpan{i, 1};
+      state_->span_words[i] = 0;
     }
+    state_->span_words[count] = 0;
     return;
   }
 
@@ -211,17 +338,16 @@ void UdpSocket::ReadBatch(const Napi::CallbackInfo& info) {
   Napi::Uint32Array layout = info[1].As<Napi::Uint32Array>();
   const uint32_t* words = layout.Data();
   const size_t word_count = layout.ElementLength();
+  if (first_word > word_count) ThrowRange(env, "firstWord lies past the end of the layout");
 
-  std::vector<ByteRange>& views = state_->buffers;
-  views.resize(buffer_count);
-  for (uint32_t i = 0; i < buffer_count; ++i) views[i] = BufferArgument(env, buffers.Get(i));
-
-  size_t cursor = 0;
-  for (uint32_t d = 0; d < datagram_count; ++d) {
+  size_t cursor = first_word;
+  for (uint32_t d = 0; d < count; ++d) {
+    state_->span_words[d] = static_cast<uint32_t>(cursor);
     if (cursor >= word_count) ThrowRange(env, "layout ends before the last datagram");
     const uint32_t range_count = words[cursor++];
     if (range_count > kMaxRangesPerDatagram) {
-      ThrowRange(env, "datagram " + std::to_string(d) + " has more than 1024 byte ranges");
+      ThrowRange(env, "datagram " + std::to_string(first + d) +
+                          " has more than 1024 byte ranges");
     }
     // 3 words per range; compare without overflow.
     if (range_count > (word_count - cursor) / 3) ThrowRange(env, "layout is truncated");
@@ -233,29 +359,33 @@ void UdpSocket::ReadBatch(const Napi::CallbackInfo& info) {
       const uint64_t length = words[cursor + 2];
       cursor += 3;
       if (index >= buffer_count) ThrowRange(env, "layout names a buffer that does not exist");
-      const ByteRange& view = views[index];
+      const ByteRange& view = ResolveBuffer(env, buffers, index);
       if (offset > view.length || length > view.length - offset) {
         ThrowRange(env, "byte range " + std::to_string(offset) + "+" + std::to_string(length) +
                             " lies outside buffer " + std::to_string(index));
       }
       datagram_length += length;
       if (datagram_length > max_payload) {
-        ThrowRange(env, "datagram " + std::to_string(d) + " is larger than a UDP payload");
+        ThrowRange(env, "datagram " + std::to_string(first + d) +
+                            " is larger than a UDP payload");
       }
       ranges.push_back(ByteRange{view.data + offset, static_cast<size_t>(length)});
     }
   }
-  if (cursor != word_count) ThrowRange(env, "layout has words after the last datagram");
+  // Words after the window are not read: the queue sends long batches a window at a time.
+  state_->span_words[count] = static_cast<uint32_t>(cursor);
 }
 
-// send(buffers, layout, datagramCount, address | null, port, scopeId)
-//   -> { datagrams, bytes, errno, syscall }
+// send(buffers, layout, first, firstWord, count, address | null, port, scopeId)
+//   -> { datagrams, bytes, errno, syscall, word }
+// Sends datagrams [first, first + count); `word` is the layout word where the first unsent
+// datagram starts (where a resumed send continues), 0 without a layout.
 Napi::Value UdpSocket::Send(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   ReadBatch(info);
   SocketAddress destination;
-  const bool connected = info[3].IsNull() || info[3].IsUndefined();
-  if (!connected) destination = AddressArgument(info, 3);
+  const bool connected = info[5].IsNull() || info[5].IsUndefined();
+  if (!connected) destination = AddressArgument(info, 5);
 
   SendOutcome outcome;
   if (handle_ == kInvalidSocket) {
@@ -271,6 +401,7 @@ Napi::Value UdpSocket::Send(const Napi::CallbackInfo& info) {
   result.Set("bytes", Napi::Number::New(env, static_cast<double>(outcome.bytes)));
   result.Set("errno", Napi::Number::New(env, outcome.error));
   result.Set("syscall", Napi::String::New(env, outcome.syscall));
+  result.Set("word", Napi::Number::New(env, state_->span_words[outcome.datagrams]));
   return result;
 }
 

@@ -1,11 +1,13 @@
-// The UDP socket object exposed to JavaScript. It owns the OS handle; all policy (address
-// parsing, NTSTATUS mapping, typed errors) lives in TypeScript. Methods return raw OS error
-// codes and never throw for them; they throw TypeError/RangeError only for malformed
-// arguments, which the TypeScript layer should never pass.
+// The UDP socket object exposed to JavaScript. It owns the OS handle and, while a send waits
+// for the socket to become writable, a uv_poll_t on the environment's loop. All policy
+// (address parsing, the pending queue, NTSTATUS mapping, typed errors) lives in TypeScript.
+// Methods return raw OS error codes and never throw for them; they throw TypeError/RangeError
+// only for malformed arguments, which the TypeScript layer never passes.
 #ifndef WSK_DGRAM_SOCKET_H_
 #define WSK_DGRAM_SOCKET_H_
 
 #include <napi.h>
+#include <uv.h>
 
 #include <memory>
 #include <unordered_set>
@@ -24,13 +26,33 @@ struct EnvState {
   std::unique_ptr<SendBackend> backend = CreateSendBackend();
   std::vector<ByteRange> ranges;
   std::vector<DatagramSpan> spans;
+  std::vector<uint32_t> span_words;  // layout word where each datagram of `spans` starts
+  // Buffers resolved in the current call: `resolved_in[i] == call_number` marks a valid
+  // `buffers[i]`, so a call only touches the buffers its datagrams use.
   std::vector<ByteRange> buffers;
+  std::vector<uint64_t> resolved_in;
+  uint64_t call_number = 0;
   std::unordered_set<UdpSocket*> open_sockets;
+  // Environment teardown (napi async cleanup hook): poll handles still closing.
+  bool tearing_down = false;
+  napi_async_cleanup_hook_handle cleanup_hook = nullptr;
+  size_t closing_pollers = 0;
   ~EnvState();
 };
 
 // Defined in addon.cc: the state of the environment `env` belongs to.
 std::shared_ptr<EnvState> GetEnvState(Napi::Env env);
+
+// Closes every socket of the environment; called by the async cleanup hook.
+void CloseAllSockets(const std::shared_ptr<EnvState>& state);
+
+// The poll handle lives apart from the socket object: libuv frees it asynchronously, after the
+// socket (or the whole environment) may be gone.
+struct Poller {
+  uv_poll_t handle;
+  UdpSocket* owner;
+  std::shared_ptr<EnvState> state;
+};
 
 class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
  public:
@@ -38,8 +60,10 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
   UdpSocket(const Napi::CallbackInfo& info);
   ~UdpSocket() override;
 
-  // Closes the handle if open; returns 0 or the OS error.
+  // Stops polling and closes the handle if open; returns 0 or the OS error. Calls no JS.
   int CloseHandle();
+  // Called from the uv_poll callback when the socket is writable (or failed).
+  void OnWritable(int status);
 
  private:
   Napi::Value Open(const Napi::CallbackInfo& info);
@@ -51,16 +75,25 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
   Napi::Value GetSendBufferSize(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value Send(const Napi::CallbackInfo& info);
+  Napi::Value StartPolling(const Napi::CallbackInfo& info);
+  Napi::Value StopPolling(const Napi::CallbackInfo& info);
   Napi::Value Descriptor(const Napi::CallbackInfo& info);
 
   // Parses (ip, port, scopeId) at info[index..] for this socket's family; throws on bad input.
   SocketAddress AddressArgument(const Napi::CallbackInfo& info, size_t index);
-  // Reads buffers + layout into state_->spans/ranges; throws on any out-of-bounds value.
+  // Reads the datagrams [first, first + count) into state_->spans/ranges; throws on any
+  // out-of-bounds value.
   void ReadBatch(const Napi::CallbackInfo& info);
+  const ByteRange& ResolveBuffer(Napi::Env env, Napi::Array buffers, uint32_t index);
+  void StopPollingHandle();
 
   std::shared_ptr<EnvState> state_;
   SocketHandle handle_ = kInvalidSocket;
   IpFamily family_ = IpFamily::kV4;
+  Poller* poller_ = nullptr;
+  bool polling_ = false;
+  Napi::FunctionReference on_writable_;
+  napi_async_context async_context_ = nullptr;
 };
 
 }  // namespace wsk

@@ -4,14 +4,16 @@
  */
 
 import { types } from 'node:util';
-import type { BatchSender, Destination, RawSendResult } from '../transport';
-import { buildBatch, type WSK_BUF_LIST } from './buf';
-import { IRP, IoCompleteRequest, type WSK_FAILURE_INFO } from './irp';
+import type { BatchSender, Destination, RawSendResult, SendCompletion } from '../transport';
+import { buildBatch, type BuiltBatch, type WSK_BUF_LIST } from './buf';
+import { IRP, IoCompleteRequest, IoSetCancelRoutine, type WSK_FAILURE_INFO } from './irp';
 import {
+  STATUS_CANCELLED,
   STATUS_INVALID_CONNECTION,
   STATUS_INVALID_HANDLE,
   STATUS_INVALID_PARAMETER,
   STATUS_NOT_SUPPORTED,
+  STATUS_PENDING,
   STATUS_SUCCESS,
   STATUS_UNSUCCESSFUL,
   errnoName,
@@ -62,8 +64,12 @@ function isCount(value: unknown): value is number {
  * one datagram to `RemoteAddress` (or, when it is null, to the socket's connected remote), in
  * as few system calls as the platform allows (sendmmsg on Linux).
  *
- * Like WSK, the IRP ALWAYS completes, and its completion routine runs before this function
- * returns whenever the outcome is known at once, which today is always:
+ * Like WSK, the IRP ALWAYS completes. When the outcome is known at once, its completion routine
+ * has run before this function returns. When the socket cannot take everything now, the rest
+ * waits in the socket's queue, the call returns STATUS_PENDING, and the IRP completes later
+ * from the event loop (never inside this call) with the final status and the bytes sent;
+ * IoCancelIrp on it completes it with STATUS_CANCELLED and the bytes already sent. The MDLs'
+ * bytes must stay unchanged until the IRP completes.
  * - `Irp` not an IRP from IoAllocateIrp, or already completed: returns
  *   STATUS_INVALID_PARAMETER WITHOUT touching it (there is nothing valid to complete).
  * - Otherwise the returned status is the one the IRP completed with, checked in this order:
@@ -78,11 +84,8 @@ function isCount(value: unknown): value is number {
  * - The OS refused a datagram: the errno's NTSTATUS (`ERRNO_TO_NTSTATUS`), with
  *   `IoStatus.Information` = the bytes of the datagrams sent before it (never more), and
  *   `Irp.FailureInfo` saying which call failed, with which errno, after how many datagrams.
- *   Would-block (EAGAIN) gives STATUS_DEVICE_NOT_READY for now: real WSK returns
- *   STATUS_PENDING and completes later; that pending path is a later issue.
  *
- * Every failure also sets `Irp.FailureInfo` before completion. Nothing is copied: the MDLs'
- * bytes are read during the call only.
+ * Every failure also sets `Irp.FailureInfo` before completion. Nothing is copied.
  */
 export function WskSendMessages(
   Socket: BatchSender,
@@ -94,16 +97,21 @@ export function WskSendMessages(
   Irp: IRP,
 ): NTSTATUS {
   if (!isUsableIrp(Irp)) return STATUS_INVALID_PARAMETER;
-  let outcome: Outcome;
+  let outcome: Outcome | null;
   try {
-    outcome = sendMessages(Socket, BufferList, Flags, RemoteAddress, ControlInfoLength, ControlInfo);
+    outcome = sendMessages(Socket, BufferList, Flags, RemoteAddress, ControlInfoLength, ControlInfo, Irp);
   } catch (error: unknown) {
     // Only a hostile argument (a throwing getter, a Proxy) gets here; the IRP still completes.
     outcome = failed(STATUS_INVALID_PARAMETER, `an argument could not be read: ${describe(error)}`);
   }
+  if (outcome === null) return STATUS_PENDING;
+  complete(Irp, outcome);
+  return outcome.status;
+}
+
+function complete(Irp: IRP, outcome: Outcome): void {
   if (outcome.failure !== null) Irp.FailureInfo = outcome.failure;
   IoCompleteRequest(Irp, outcome.status, outcome.information);
-  return outcome.status;
 }
 
 function sendMessages(
@@ -113,7 +121,8 @@ function sendMessages(
   RemoteAddress: SOCKADDR | null | undefined,
   ControlInfoLength: number,
   ControlInfo: Uint8Array | null | undefined,
-): Outcome {
+  Irp: IRP,
+): Outcome | null {
   if (Flags !== 0) return failed(STATUS_INVALID_PARAMETER, `Flags must be 0, got ${String(Flags)}`);
 
   if (ControlInfo === null || ControlInfo === undefined) {
@@ -137,7 +146,7 @@ function sendMessages(
     return failed(STATUS_NOT_SUPPORTED, 'ControlInfo is not supported yet');
   }
 
-  if (typeof Socket !== 'object' || Socket === null || typeof Socket.sendLayout !== 'function') {
+  if (typeof Socket !== 'object' || Socket === null || typeof Socket.submit !== 'function') {
     return failed(STATUS_INVALID_HANDLE, 'Socket is not a socket');
   }
   if (Socket.closed) return failed(STATUS_INVALID_HANDLE, 'Socket is closed');
@@ -158,14 +167,25 @@ function sendMessages(
   const batch = buildBatch(BufferList, family);
   if (!batch.ok) return failed(batch.status, `BufferList: ${batch.reason}`);
 
-  let result: RawSendResult;
+  let submitted: ReturnType<BatchSender['submit']>;
   try {
-    result = Socket.sendLayout(batch.buffers, batch.layout, batch.datagramCount, destination);
+    submitted = Socket.submit(batch.buffers, batch.layout, batch.datagramCount, batch.bytes,
+      destination, (completion) => complete(Irp, outcomeOf(completion, batch)));
   } catch (error: unknown) {
     // Should not happen after the checks above; if it does, nothing was sent.
     return failed(STATUS_INVALID_PARAMETER, `the socket refused the batch: ${describe(error)}`);
   }
+  if (typeof submitted === 'object' && submitted !== null && 'pending' in submitted) {
+    // The cancel routine takes the request out of the queue; its completion (above) then
+    // reports STATUS_CANCELLED with the bytes already sent.
+    IoSetCancelRoutine(Irp, () => submitted.cancel());
+    return null;
+  }
+  return outcomeOf(submitted, batch);
+}
 
+/** The IRP's outcome for what the socket reported, immediate or queued. */
+function outcomeOf(result: RawSendResult | SendCompletion, batch: BuiltBatch): Outcome {
   if (
     typeof result !== 'object' ||
     result === null ||
@@ -177,12 +197,25 @@ function sendMessages(
   }
   // Information counts bytes actually sent, never more than the batch holds.
   const information = Math.min(result.bytes, batch.bytes);
+  const datagramsSent = Math.min(result.datagrams, batch.datagramCount);
+  if ('cancelled' in result && result.cancelled) {
+    return {
+      status: STATUS_CANCELLED,
+      information,
+      failure: {
+        reason: `cancelled after ${datagramsSent} of ${batch.datagramCount} datagrams`,
+        errno: 0,
+        code: '',
+        syscall: '',
+        datagramsSent,
+      },
+    };
+  }
   if (result.errno === 0) return { status: STATUS_SUCCESS, information, failure: null };
 
   const errno = Math.abs(result.errno);
   const code = errnoName(errno) ?? '';
   const syscall = typeof result.syscall === 'string' ? result.syscall : '';
-  const datagramsSent = Math.min(result.datagrams, batch.datagramCount);
   return {
     status: ntStatusFromErrnoNumber(errno),
     information,

@@ -1,20 +1,26 @@
 /**
- * A BatchSender for unit tests: records every sendLayout call (copying what it was given)
- * and answers with scripted results, so the WSK layer is tested without the addon.
+ * A BatchSender for unit tests: records every submit call (copying what it was given) and
+ * answers with scripted results, so the WSK layer is tested without the addon. A scripted
+ * `'pending'` makes the call wait; the test then ends it with `completeNext()`.
  */
-import type { BatchLayout, BatchSender, Destination, RawSendResult } from '../../lib/transport';
+import type {
+  BatchLayout, BatchSender, Destination, PendingSend, RawSendResult, SendCompletion,
+} from '../../lib/transport';
 
 export interface RecordedSend {
   buffers: readonly Uint8Array[];
   layout: BatchLayout;
   datagramCount: number;
+  totalBytes: number;
   destination: Destination | null;
 }
 
 export class FakeSender implements BatchSender {
   readonly calls: RecordedSend[] = [];
   /** Results returned in order; when empty, a full success for the batch is made up. */
-  readonly script: Array<RawSendResult | Error> = [];
+  readonly script: Array<RawSendResult | Error | 'pending'> = [];
+  /** Completions of the calls that went pending, oldest first. */
+  readonly waiting: Array<(completion: SendCompletion) => void> = [];
 
   constructor(
     public family: 4 | 6 = 4,
@@ -22,17 +28,43 @@ export class FakeSender implements BatchSender {
     public closed = false,
   ) {}
 
-  sendLayout(
+  submit(
     buffers: readonly Uint8Array[],
     layout: BatchLayout,
     datagramCount: number,
+    totalBytes: number,
     destination: Destination | null,
-  ): RawSendResult {
-    this.calls.push({ buffers: [...buffers], layout, datagramCount, destination });
+    onComplete: (completion: SendCompletion) => void,
+  ): RawSendResult | PendingSend {
+    this.calls.push({ buffers: [...buffers], layout, datagramCount, totalBytes, destination });
     const next = this.script.shift();
     if (next instanceof Error) throw next;
+    if (next === 'pending') {
+      let done = false;
+      const finish = (completion: SendCompletion): void => {
+        if (done) return;
+        done = true;
+        onComplete(completion);
+      };
+      this.waiting.push(finish);
+      return {
+        pending: true,
+        cancel: () => {
+          if (done) return false;
+          finish({ datagrams: 1, bytes: 7, errno: 0, syscall: '', cancelled: true });
+          return true;
+        },
+      };
+    }
     if (next !== undefined) return next;
-    return { datagrams: datagramCount, bytes: totalBytes(layout), errno: 0, syscall: 'sendmmsg' };
+    return { datagrams: datagramCount, bytes: totalBytes, errno: 0, syscall: 'sendmmsg' };
+  }
+
+  /** Ends the oldest pending call with `completion`. */
+  completeNext(completion: SendCompletion): void {
+    const finish = this.waiting.shift();
+    if (finish === undefined) throw new Error('no call is pending');
+    finish(completion);
   }
 }
 

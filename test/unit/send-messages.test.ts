@@ -1,7 +1,7 @@
 import * as os from 'node:os';
 import type { Destination } from '../../lib/transport';
 import { wskBufList, type WSK_BUF_LIST } from '../../lib/wsk/buf';
-import { IRP, IoAllocateIrp, IoCompleteRequest, IoSetCompletionRoutine } from '../../lib/wsk/irp';
+import { IRP, IoAllocateIrp, IoCancelIrp, IoCompleteRequest, IoSetCompletionRoutine } from '../../lib/wsk/irp';
 import { mdlChain } from '../../lib/wsk/mdl';
 import { WskSendMessages } from '../../lib/wsk/send-messages';
 import type { SOCKADDR } from '../../lib/wsk/sockaddr';
@@ -12,7 +12,6 @@ const STATUS_PENDING = 0x103;
 const STATUS_UNSUCCESSFUL = 0xc0000001;
 const STATUS_INVALID_HANDLE = 0xc0000008;
 const STATUS_INVALID_PARAMETER = 0xc000000d;
-const STATUS_DEVICE_NOT_READY = 0xc00000a3;
 const STATUS_NOT_SUPPORTED = 0xc00000bb;
 const STATUS_INVALID_CONNECTION = 0xc0000140;
 const STATUS_INVALID_BUFFER_SIZE = 0xc0000206;
@@ -156,7 +155,7 @@ describe('WskSendMessages: parameter checks complete the IRP and send nothing', 
     expect(irp.IoStatus).toEqual({ Status: STATUS_INVALID_PARAMETER, Information: 0 });
   });
 
-  it('sendLayout throwing completes with STATUS_INVALID_PARAMETER', () => {
+  it('submit throwing completes with STATUS_INVALID_PARAMETER', () => {
     const socket = new FakeSender(4);
     socket.script.push(new RangeError('bad layout'));
     const { status, irp } = send({ socket });
@@ -212,12 +211,43 @@ describe('WskSendMessages: sending', () => {
     });
   });
 
-  it('would-block (EAGAIN) mid-batch gives STATUS_DEVICE_NOT_READY with the bytes sent', () => {
+  it('a send that has to wait returns STATUS_PENDING and completes the IRP later, once', async () => {
     const socket = new FakeSender(4);
-    socket.script.push({ datagrams: 1, bytes: 100, errno: errno.EAGAIN, syscall: 'sendmmsg' });
+    socket.script.push('pending');
+    const order: string[] = [];
+    const irp = IoAllocateIrp();
+    IoSetCompletionRoutine(irp, (_d, done) => order.push(`completed:${done.IoStatus.Information}`), null);
+    const status = WskSendMessages(socket, datagrams(4), 0, TO, 0, null, irp);
+    order.push('returned');
+    expect(status).toBe(STATUS_PENDING);
+    expect(irp.completed).toBe(false);
+    expect(irp.IoStatus).toEqual({ Status: STATUS_PENDING, Information: 0 });
+    socket.completeNext({ datagrams: 4, bytes: 400, errno: 0, syscall: 'sendmmsg', cancelled: false });
+    expect(order).toEqual(['returned', 'completed:400']);
+    await expect(irp.promise).resolves.toEqual({ Status: STATUS_SUCCESS, Information: 400 });
+    expect(IoCancelIrp(irp)).toBe(false);
+  });
+
+  it('a pending send that fails later completes with its NTSTATUS and the bytes sent', async () => {
+    const socket = new FakeSender(4);
+    socket.script.push('pending');
     const { status, irp } = send({ socket, list: datagrams(4) });
-    expect(status).toBe(STATUS_DEVICE_NOT_READY);
-    expect(irp.IoStatus).toEqual({ Status: STATUS_DEVICE_NOT_READY, Information: 100 });
+    expect(status).toBe(STATUS_PENDING);
+    socket.completeNext({ datagrams: 2, bytes: 200, errno: errno.EHOSTUNREACH, syscall: 'sendmmsg', cancelled: false });
+    await expect(irp.promise).resolves.toEqual({ Status: 0xc000023d, Information: 200 });
+    expect(irp.FailureInfo).toMatchObject({ code: 'EHOSTUNREACH', datagramsSent: 2 });
+  });
+
+  it('IoCancelIrp on a pending IRP completes it with STATUS_CANCELLED and the bytes already sent', async () => {
+    const socket = new FakeSender(4);
+    socket.script.push('pending');
+    const { status, irp } = send({ socket, list: datagrams(4) });
+    expect(status).toBe(STATUS_PENDING);
+    expect(IoCancelIrp(irp)).toBe(true);
+    // The fake reports 1 datagram / 7 bytes out before the cancel.
+    await expect(irp.promise).resolves.toEqual({ Status: 0xc0000120, Information: 7 });
+    expect(irp.Cancel).toBe(true);
+    expect(IoCancelIrp(irp)).toBe(false);
   });
 
   it('EOPNOTSUPP maps to STATUS_NOT_SUPPORTED', () => {
