@@ -198,8 +198,8 @@ export const ERRNO_TO_NTSTATUS: Readonly<Record<string, NTSTATUS>> = Object.free
   EDESTADDRREQ: STATUS_INVALID_PARAMETER,
   ENOMEM: STATUS_NO_MEMORY,
   ENOBUFS: STATUS_INSUFFICIENT_RESOURCES,
-  // A WSK send never reports would-block: it returns STATUS_PENDING and completes the IRP
-  // later. Until the pending path exists, would-block surfaces as this (non-final in WSK) code.
+  // A WSK send never reports would-block: the send queue turns it into STATUS_PENDING and a
+  // later completion. The entry names the code for anything else that meets a raw EAGAIN.
   EAGAIN: STATUS_DEVICE_NOT_READY,
   EWOULDBLOCK: STATUS_DEVICE_NOT_READY,
   // On Linux EOPNOTSUPP == ENOTSUP == 95 and util.getSystemErrorName(-95) says 'ENOTSUP'.
