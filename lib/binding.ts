@@ -41,12 +41,15 @@ export interface NativeUdpSocket {
     address: string | null,
     port: number,
     scopeId: number,
+    segment: boolean,
   ): RawSendResult & { word: number };
   /** Calls `onWritable(errno)` from the event loop while the socket is writable; 0 or errno. */
   startPolling(onWritable: (errno: number) => void): number;
   stopPolling(): void;
   /** The OS descriptor, -1 once closed (diagnostics and tests). */
   readonly fd: number;
+  /** Segments per super-packet the socket may send (UDP_SEGMENT); 0 when that is off. */
+  readonly segmentLimit: number;
 }
 
 export interface NativeBinding {

@@ -8,6 +8,7 @@ export {
   UdpSocket,
   type AddressInfo,
   type Datagram,
+  type SendOptions,
   type SendResult,
   type SocketOptions,
   type SocketType,

@@ -24,6 +24,7 @@ export interface NativeSender {
     address: string | null,
     port: number,
     scopeId: number,
+    segment: boolean,
   ): RawSendResult & { word: number };
   startPolling(onWritable: (errno: number) => void): number;
   stopPolling(): void;
@@ -48,6 +49,7 @@ interface Request extends PendingSend {
   readonly count: number;
   readonly totalBytes: number;
   readonly destination: Destination | null;
+  readonly segment: boolean;
   readonly onComplete: (completion: SendCompletion) => void;
   /** First datagram not yet sent, and where it starts in `layout`. */
   next: number;
@@ -90,26 +92,30 @@ export class SendQueue {
    * (it never jumps the queue) and reports "would block".
    */
   trySend(buffers: readonly Uint8Array[], layout: BatchLayout, count: number,
-    destination: Destination | null): RawSendResult {
+    destination: Destination | null, segment = false): RawSendResult {
     if (this.#requests.length > 0) return { datagrams: 0, bytes: 0, errno: EAGAIN, syscall: '' };
-    return this.#send(buffers, layout, 0, 0, count, destination);
+    return this.#send(buffers, layout, 0, 0, count, destination, segment);
   }
 
-  /** See BatchSender.submit. */
+  /**
+   * See BatchSender.submit. `segment`: let the native side coalesce equal-size runs
+   * (UDP_SEGMENT) where the socket can.
+   */
   submit(buffers: readonly Uint8Array[], layout: BatchLayout, count: number, totalBytes: number,
     destination: Destination | null, onComplete: (completion: SendCompletion) => void,
+    segment = false,
   ): RawSendResult | PendingSend {
     let next = 0;
     let word = 0;
     let bytesSent = 0;
     if (this.#requests.length === 0) {
-      const result = this.#send(buffers, layout, 0, 0, count, destination);
+      const result = this.#send(buffers, layout, 0, 0, count, destination, segment);
       if (result.datagrams === count || !isWouldBlock(result.errno)) return result;
       ({ datagrams: next, word, bytes: bytesSent } = result);
     }
     const request: Request = {
       pending: true,
-      buffers, layout, count, totalBytes, destination, onComplete,
+      buffers, layout, count, totalBytes, destination, segment, onComplete,
       next, word, bytesSent, done: false,
       cancel: () => this.#cancel(request),
     };
@@ -130,11 +136,12 @@ export class SendQueue {
   }
 
   #send(buffers: readonly Uint8Array[], layout: BatchLayout, first: number, firstWord: number,
-    count: number, destination: Destination | null): RawSendResult & { word: number } {
+    count: number, destination: Destination | null, segment: boolean,
+  ): RawSendResult & { word: number } {
     return destination === null
-      ? this.#native.send(buffers, layout, first, firstWord, count, null, 0, 0)
+      ? this.#native.send(buffers, layout, first, firstWord, count, null, 0, 0, segment)
       : this.#native.send(buffers, layout, first, firstWord, count, destination.address,
-        destination.port, destination.scopeId);
+        destination.port, destination.scopeId, segment);
   }
 
   #startPolling(): void {
@@ -168,7 +175,8 @@ export class SendQueue {
       const window = Math.min(FLUSH_WINDOW, head.count - head.next);
       let result: RawSendResult & { word: number };
       try {
-        result = this.#send(head.buffers, head.layout, head.next, head.word, window, head.destination);
+        result = this.#send(head.buffers, head.layout, head.next, head.word, window,
+          head.destination, head.segment);
       } catch {
         // The batch was checked when submitted, so its buffers changed (shrunk or detached)
         // while waiting: end it without reading them.

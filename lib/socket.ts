@@ -39,6 +39,19 @@ export interface SocketOptions {
   type: SocketType;
   /** SO_SNDBUF in bytes (the kernel may double or clamp it). */
   sendBufferSize?: number;
+  /**
+   * Segmentation offload (default true): runs of equal-size datagrams to one destination go to
+   * the kernel as one super-packet that it splits back into those datagrams (Linux UDP_SEGMENT,
+   * kernel 4.18+). The receiver sees the same datagrams either way. Where the kernel lacks or
+   * refuses it, the socket sends plain datagrams and remembers.
+   */
+  gso?: boolean;
+}
+
+/** Per-call options of sendBatch / trySendBatch. */
+export interface SendOptions {
+  /** Segmentation offload for this call; defaults to the socket's `gso`. */
+  gso?: boolean;
 }
 
 /** An address as Node's dgram reports it. */
@@ -173,6 +186,7 @@ export class UdpSocket extends EventEmitter implements BatchSender {
   readonly #queue: SendQueue;
   #remote: Destination | null = null;
   #closed = false;
+  #gso = true;
 
   constructor(options: SocketType | SocketOptions) {
     super();
@@ -187,6 +201,10 @@ export class UdpSocket extends EventEmitter implements BatchSender {
     if (error !== 0) throw new WskError(error, 'socket');
     this.#native = native;
     this.#queue = new SendQueue(native, () => this.emit('drain'));
+    if (typeof options === 'object' && options.gso !== undefined) {
+      if (typeof options.gso !== 'boolean') throw new TypeError('gso must be a boolean');
+      this.#gso = options.gso;
+    }
     if (typeof options === 'object' && options.sendBufferSize !== undefined) {
       try {
         this.setSendBufferSize(options.sendBufferSize);
@@ -210,6 +228,19 @@ export class UdpSocket extends EventEmitter implements BatchSender {
   /** The OS descriptor (-1 once closed); for diagnostics. */
   get fd(): number {
     return this.#native.fd;
+  }
+
+  /**
+   * Whether sends coalesce equal-size runs into super-packets (Linux UDP_SEGMENT): true when
+   * enabled for the socket and the kernel has not refused it. Set false to turn it off.
+   */
+  get gso(): boolean {
+    return this.#gso && this.#native.segmentLimit > 0;
+  }
+
+  set gso(enabled: boolean) {
+    if (typeof enabled !== 'boolean') throw new TypeError('gso must be a boolean');
+    this.#gso = enabled;
   }
 
   /** Sends waiting in the queue. */
@@ -299,10 +330,12 @@ export class UdpSocket extends EventEmitter implements BatchSender {
    * gone out before) for any other OS error, and TypeError/RangeError for bad arguments.
    * Omit `port` and `address` on a connected socket.
    */
-  trySendBatch(datagrams: readonly Datagram[], port?: number, address?: string): SendResult {
+  trySendBatch(datagrams: readonly Datagram[], port?: number, address?: string,
+    options?: SendOptions): SendResult {
     const destination = this.#destination(port, address);
+    const segment = this.#segment(options);
     const { buffers, layout } = describeBatch(datagrams, this.family);
-    const result = this.#queue.trySend(buffers, layout, datagrams.length, destination);
+    const result = this.#queue.trySend(buffers, layout, datagrams.length, destination, segment);
     if (result.errno !== 0 && !isWouldBlock(result.errno)) {
       throw new WskError(result.errno, result.syscall, result);
     }
@@ -316,9 +349,11 @@ export class UdpSocket extends EventEmitter implements BatchSender {
    * `datagramsSent`/`bytesSent` when the kernel refuses a datagram, or with code ECANCELED
    * (STATUS_CANCELLED) when the socket is closed first.
    */
-  sendBatch(datagrams: readonly Datagram[], port?: number, address?: string): Promise<SendResult> {
+  sendBatch(datagrams: readonly Datagram[], port?: number, address?: string,
+    options?: SendOptions): Promise<SendResult> {
     try {
       const destination = this.#destination(port, address);
+      const segment = this.#segment(options);
       const { buffers, layout, totalBytes } = describeBatch(datagrams, this.family);
       return new Promise((resolve, reject) => {
         const settle = (result: RawSendResult | SendCompletion): void => {
@@ -331,7 +366,7 @@ export class UdpSocket extends EventEmitter implements BatchSender {
           }
         };
         const submitted = this.#queue.submit(buffers, layout, datagrams.length, totalBytes,
-          destination, settle);
+          destination, settle, segment);
         if (!('pending' in submitted)) settle(submitted);
       });
     } catch (error) {
@@ -348,7 +383,8 @@ export class UdpSocket extends EventEmitter implements BatchSender {
     destination: Destination | null,
     onComplete: (completion: SendCompletion) => void,
   ): RawSendResult | PendingSend {
-    return this.#queue.submit(buffers, layout, datagramCount, totalBytes, destination, onComplete);
+    return this.#queue.submit(buffers, layout, datagramCount, totalBytes, destination, onComplete,
+      this.#gso);
   }
 
   /**
@@ -361,6 +397,14 @@ export class UdpSocket extends EventEmitter implements BatchSender {
     this.#queue.cancelAll();
     this.#native.close();
     this.emit('close');
+  }
+
+  #segment(options: SendOptions | undefined): boolean {
+    if (options === undefined) return this.#gso;
+    if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+    if (options.gso === undefined) return this.#gso;
+    if (typeof options.gso !== 'boolean') throw new TypeError('options.gso must be a boolean');
+    return options.gso;
   }
 
   #destination(port: number | undefined, address: string | undefined): Destination | null {

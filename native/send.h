@@ -25,6 +25,16 @@ struct DatagramSpan {
   uint32_t range_count;
 };
 
+// Per-socket segmentation offload state (Linux UDP_SEGMENT, Windows UDP_SEND_MSG_SIZE): the
+// back-end coalesces runs of equal-size datagrams into one super-packet of at most
+// `max_segments` segments, and lowers the limit or turns itself off when the kernel refuses,
+// so a socket asks only once.
+struct SegmentationState {
+  bool supported = false;     // probed when the socket opened
+  uint32_t max_segments = 0;  // current limit; 0 once the kernel refused
+  bool Active() const { return supported && max_segments > 1; }
+};
+
 struct SendBatch {
   // Destination for every datagram, or nullptr for the connected remote.
   const SocketAddress* destination;
@@ -32,6 +42,10 @@ struct SendBatch {
   size_t datagram_count;
   const ByteRange* ranges;
   size_t range_count;
+  // Segmentation for this call, or nullptr to send every datagram on its own.
+  SegmentationState* segmentation;
+  // Largest UDP payload of the socket's family (one datagram, or one super-packet).
+  size_t max_payload;
 };
 
 // What the kernel accepted. `error` is 0 when all datagrams went out, otherwise the OS error of
@@ -52,6 +66,8 @@ class SendBackend {
   virtual SendOutcome Send(SocketHandle socket, const SendBatch& batch) = 0;
   // The name of the system call this back-end batches with, for diagnostics.
   virtual const char* Name() const = 0;
+  // Whether `socket` can offload segmentation, and the segment limit to start from.
+  virtual SegmentationState ProbeSegmentation(SocketHandle socket) = 0;
 };
 
 std::unique_ptr<SendBackend> CreateSendBackend();

@@ -1,10 +1,14 @@
-// Linux back-end: sendmmsg(2), in chunks of at most UIO_MAXIOV messages.
+// Linux back-end: sendmmsg(2) in calls of at most UIO_MAXIOV messages; with segmentation
+// offload, a run of equal-size datagrams becomes one message carrying a UDP_SEGMENT control
+// message (a GSO super-packet), which the kernel splits back into those datagrams.
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <vector>
 
 #include "send.h"
@@ -12,9 +16,32 @@
 #ifndef UIO_MAXIOV
 #define UIO_MAXIOV 1024
 #endif
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103  // linux/udp.h, since 4.18
+#endif
 
 namespace wsk {
 namespace {
+
+// Linux 6.9 raised UDP_MAX_SEGMENTS from 64 to 128. Start high; a refusal of a larger
+// super-packet lowers the limit to the old one before giving up on segmentation.
+constexpr uint32_t kSegmentLimitRecent = 128;
+constexpr uint32_t kSegmentLimitOld = 64;
+
+// Room for one cmsg carrying a uint16_t segment size.
+constexpr size_t kControlSpace = CMSG_SPACE(sizeof(uint16_t));
+struct ControlBuffer {
+  alignas(cmsghdr) unsigned char bytes[kControlSpace];
+};
+
+bool IsSegmentationRefusal(int error) {
+  // EIO: the egress device cannot checksum-offload; EINVAL: segment size or count out of the
+  // kernel's limits; ENOPROTOOPT/EOPNOTSUPP: no UDP GSO at all.
+  return error == EIO || error == EINVAL || error == ENOPROTOOPT || error == EOPNOTSUPP;
+}
 
 class SendmmsgBackend final : public SendBackend {
  public:
@@ -22,23 +49,30 @@ class SendmmsgBackend final : public SendBackend {
     SendOutcome outcome;
     size_t next = 0;
     while (next < batch.datagram_count) {
-      const size_t chunk = std::min<size_t>(batch.datagram_count - next, UIO_MAXIOV);
-      Prepare(batch, next, chunk);
+      const size_t message_count = Prepare(batch, next);
       int sent;
       do {
-        sent = sendmmsg(socket, messages_.data(), static_cast<unsigned int>(chunk), 0);
+        sent = sendmmsg(socket, messages_.data(), static_cast<unsigned int>(message_count), 0);
       } while (sent < 0 && errno == EINTR);
       if (sent <= 0) {
-        // The kernel reports an error only when the first message of the call failed, so it
-        // belongs to datagram `next`. (0 cannot happen for a non-empty call; treat it as
+        const int error = sent < 0 ? errno : EAGAIN;
+        // The kernel reports an error only when the first message of the call failed.
+        if (message_datagrams_[0] > 1 && IsSegmentationRefusal(error)) {
+          LowerSegmentation(*batch.segmentation, message_datagrams_[0]);
+          continue;  // resend from `next`; bounded: each refusal lowers the limit for good
+        }
+        // Belongs to datagram `next`. (0 cannot happen for a non-empty call; treat it as
         // "would block" rather than loop.)
-        outcome.error = sent < 0 ? errno : EAGAIN;
+        outcome.error = error;
         outcome.syscall = "sendmmsg";
         return outcome;
       }
-      for (int i = 0; i < sent; ++i) outcome.bytes += messages_[i].msg_len;
-      outcome.datagrams += static_cast<size_t>(sent);
-      next += static_cast<size_t>(sent);
+      // A super-packet is all or nothing: a sent message counts all of its datagrams.
+      for (int i = 0; i < sent; ++i) {
+        outcome.bytes += messages_[i].msg_len;
+        outcome.datagrams += message_datagrams_[i];
+      }
+      next = outcome.datagrams;
       // A short count means the next message failed or would block: the loop asks again from
       // the first unsent datagram, and that call reports the error if there is one.
     }
@@ -47,15 +81,60 @@ class SendmmsgBackend final : public SendBackend {
 
   const char* Name() const override { return "sendmmsg"; }
 
- private:
-  // Fills messages_/iovecs_ for datagrams [first, first + count). The vectors only grow, so the
-  // hot path allocates nothing once warm.
-  void Prepare(const SendBatch& batch, size_t first, size_t count) {
-    size_t range_total = 0;
-    for (size_t i = 0; i < count; ++i) range_total += batch.datagrams[first + i].range_count;
-    if (messages_.size() < count) messages_.resize(count);
-    if (iovecs_.size() < range_total) iovecs_.resize(range_total);
+  SegmentationState ProbeSegmentation(SocketHandle socket) override {
+    // Setting the socket-wide segment size succeeds only where the kernel has UDP GSO; reset it
+    // at once, since each message carries its own size.
+    SegmentationState state;
+    int size = 1200;
+    if (setsockopt(socket, SOL_UDP, UDP_SEGMENT, &size, sizeof(size)) == 0) {
+      size = 0;
+      setsockopt(socket, SOL_UDP, UDP_SEGMENT, &size, sizeof(size));
+      state.supported = true;
+      state.max_segments = kSegmentLimitRecent;
+    }
+    return state;
+  }
 
+ private:
+  static void LowerSegmentation(SegmentationState& state, uint32_t refused_segments) {
+    state.max_segments = refused_segments > kSegmentLimitOld ? kSegmentLimitOld : 0;
+  }
+
+  // How many datagrams from `first` go out as one message: a run of equal sizes (the last may
+  // be shorter) within the segment limit, the payload limit and UIO_MAXIOV ranges.
+  static uint32_t RunLength(const SendBatch& batch, size_t first) {
+    const SegmentationState* seg = batch.segmentation;
+    if (seg == nullptr || !seg->Active()) return 1;
+    const DatagramSpan& head = batch.datagrams[first];
+    const size_t size = SpanLength(batch, head);
+    if (size == 0) return 1;
+    size_t total = size;
+    size_t ranges = head.range_count;
+    uint32_t count = 1;
+    for (size_t i = first + 1; i < batch.datagram_count && count < seg->max_segments; ++i) {
+      const DatagramSpan& span = batch.datagrams[i];
+      const size_t length = SpanLength(batch, span);
+      if (length == 0 || length > size || total + length > batch.max_payload ||
+          ranges + span.range_count > UIO_MAXIOV) {
+        break;
+      }
+      total += length;
+      ranges += span.range_count;
+      ++count;
+      if (length < size) break;  // a shorter segment ends the super-packet
+    }
+    return count;
+  }
+
+  static size_t SpanLength(const SendBatch& batch, const DatagramSpan& span) {
+    size_t length = 0;
+    for (uint32_t r = 0; r < span.range_count; ++r) length += batch.ranges[span.first_range + r].length;
+    return length;
+  }
+
+  // Fills messages_ for one sendmmsg call starting at datagram `first`; returns the message
+  // count. The vectors only grow, so the hot path allocates nothing once warm.
+  size_t Prepare(const SendBatch& batch, size_t first) {
     sockaddr* name = nullptr;
     socklen_t name_length = 0;
     if (batch.destination != nullptr) {
@@ -63,29 +142,74 @@ class SendmmsgBackend final : public SendBackend {
           reinterpret_cast<const sockaddr*>(&batch.destination->storage));
       name_length = batch.destination->length;
     }
+    // First pass: group datagrams into messages and size the scratch arrays.
+    message_datagrams_.clear();
+    size_t range_total = 0;
+    size_t datagram = first;
+    while (datagram < batch.datagram_count && message_datagrams_.size() < UIO_MAXIOV) {
+      const uint32_t run = RunLength(batch, datagram);
+      message_datagrams_.push_back(run);
+      for (uint32_t i = 0; i < run; ++i) range_total += batch.datagrams[datagram + i].range_count;
+      datagram += run;
+    }
+    const size_t count = message_datagrams_.size();
+    if (messages_.size() < count) messages_.resize(count);
+    if (controls_.size() < count) controls_.resize(count);
+    if (iovecs_.size() < range_total) iovecs_.resize(range_total);
+
+    // Second pass: fill headers and iovecs.
     size_t iov_index = 0;
-    for (size_t i = 0; i < count; ++i) {
-      const DatagramSpan& span = batch.datagrams[first + i];
+    datagram = first;
+    for (size_t m = 0; m < count; ++m) {
+      const uint32_t run = message_datagrams_[m];
       iovec* iov = iovecs_.data() + iov_index;
-      for (uint32_t r = 0; r < span.range_count; ++r) {
-        const ByteRange& range = batch.ranges[span.first_range + r];
-        iov[r].iov_base = const_cast<uint8_t*>(range.data);
-        iov[r].iov_len = range.length;
+      size_t iov_count = 0;
+      size_t segment_size = 0;
+      for (uint32_t i = 0; i < run; ++i) {
+        const DatagramSpan& span = batch.datagrams[datagram + i];
+        size_t length = 0;
+        for (uint32_t r = 0; r < span.range_count; ++r) {
+          const ByteRange& range = batch.ranges[span.first_range + r];
+          iov[iov_count].iov_base = const_cast<uint8_t*>(range.data);
+          iov[iov_count].iov_len = range.length;
+          length += range.length;
+          ++iov_count;
+        }
+        if (i == 0) segment_size = length;
       }
-      iov_index += span.range_count;
-      msghdr& header = messages_[i].msg_hdr;
+      iov_index += iov_count;
+      datagram += run;
+
+      msghdr& header = messages_[m].msg_hdr;
       header.msg_name = name;
       header.msg_namelen = name_length;
-      header.msg_iov = span.range_count > 0 ? iov : nullptr;
-      header.msg_iovlen = span.range_count;
-      header.msg_control = nullptr;
-      header.msg_controllen = 0;
+      header.msg_iov = iov_count > 0 ? iov : nullptr;
+      header.msg_iovlen = iov_count;
       header.msg_flags = 0;
-      messages_[i].msg_len = 0;
+      messages_[m].msg_len = 0;
+      if (run > 1) {
+        // Built by hand on a zeroed buffer: glibc's CMSG_NXTHDR would inspect the next header.
+        ControlBuffer& control = controls_[m];
+        std::memset(control.bytes, 0, sizeof(control.bytes));
+        auto* cmsg = reinterpret_cast<cmsghdr*>(control.bytes);
+        cmsg->cmsg_level = SOL_UDP;
+        cmsg->cmsg_type = UDP_SEGMENT;
+        cmsg->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        const uint16_t size16 = static_cast<uint16_t>(segment_size);
+        std::memcpy(CMSG_DATA(cmsg), &size16, sizeof(size16));
+        header.msg_control = control.bytes;
+        header.msg_controllen = kControlSpace;
+      } else {
+        header.msg_control = nullptr;
+        header.msg_controllen = 0;
+      }
     }
+    return count;
   }
 
   std::vector<mmsghdr> messages_;
+  std::vector<uint32_t> message_datagrams_;
+  std::vector<ControlBuffer> controls_;
   std::vector<iovec> iovecs_;
 };
 

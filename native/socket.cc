@@ -107,6 +107,7 @@ Napi::Function UdpSocket::Define(Napi::Env env) {
                          InstanceMethod<&UdpSocket::StartPolling>("startPolling"),
                          InstanceMethod<&UdpSocket::StopPolling>("stopPolling"),
                          InstanceAccessor<&UdpSocket::Descriptor>("fd"),
+                         InstanceAccessor<&UdpSocket::SegmentLimit>("segmentLimit"),
                      });
 }
 
@@ -206,7 +207,10 @@ Napi::Value UdpSocket::Open(const Napi::CallbackInfo& info) {
   if (handle_ != kInvalidSocket) ThrowType(env, "socket is already open");
   family_ = static_cast<IpFamily>(family);
   const int error = OpenUdpSocket(family_, &handle_);
-  if (error == 0) state_->open_sockets.insert(this);
+  if (error == 0) {
+    state_->open_sockets.insert(this);
+    segmentation_ = state_->backend->ProbeSegmentation(handle_);
+  }
   return Napi::Number::New(env, error);
 }
 
@@ -272,6 +276,13 @@ Napi::Value UdpSocket::GetSendBufferSize(const Napi::CallbackInfo& info) {
 
 Napi::Value UdpSocket::Close(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), CloseHandle());
+}
+
+// Segments per super-packet this socket may send now; 0 when segmentation is off (unsupported,
+// or refused by the kernel once).
+Napi::Value UdpSocket::SegmentLimit(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(),
+                           segmentation_.Active() ? segmentation_.max_segments : 0);
 }
 
 Napi::Value UdpSocket::Descriptor(const Napi::CallbackInfo& info) {
@@ -376,8 +387,9 @@ void UdpSocket::ReadBatch(const Napi::CallbackInfo& info) {
   state_->span_words[count] = static_cast<uint32_t>(cursor);
 }
 
-// send(buffers, layout, first, firstWord, count, address | null, port, scopeId)
+// send(buffers, layout, first, firstWord, count, address | null, port, scopeId, segment)
 //   -> { datagrams, bytes, errno, syscall, word }
+// `segment`: coalesce runs of equal-size datagrams where the kernel can (see send.h).
 // Sends datagrams [first, first + count); `word` is the layout word where the first unsent
 // datagram starts (where a resumed send continues), 0 without a layout.
 Napi::Value UdpSocket::Send(const Napi::CallbackInfo& info) {
@@ -392,8 +404,14 @@ Napi::Value UdpSocket::Send(const Napi::CallbackInfo& info) {
     outcome.error = EBADF;
     outcome.syscall = state_->backend->Name();
   } else {
-    SendBatch batch{connected ? nullptr : &destination, state_->spans.data(),
-                    state_->spans.size(), state_->ranges.data(), state_->ranges.size()};
+    const bool segment = info[8].IsBoolean() && info[8].As<Napi::Boolean>().Value();
+    SendBatch batch{connected ? nullptr : &destination,
+                    state_->spans.data(),
+                    state_->spans.size(),
+                    state_->ranges.data(),
+                    state_->ranges.size(),
+                    segment ? &segmentation_ : nullptr,
+                    kMaxPayload[family_ == IpFamily::kV6 ? 1 : 0]};
     outcome = state_->backend->Send(handle_, batch);
   }
   Napi::Object result = Napi::Object::New(env);

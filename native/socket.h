@@ -78,6 +78,7 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
   Napi::Value StartPolling(const Napi::CallbackInfo& info);
   Napi::Value StopPolling(const Napi::CallbackInfo& info);
   Napi::Value Descriptor(const Napi::CallbackInfo& info);
+  Napi::Value SegmentLimit(const Napi::CallbackInfo& info);
 
   // Parses (ip, port, scopeId) at info[index..] for this socket's family; throws on bad input.
   SocketAddress AddressArgument(const Napi::CallbackInfo& info, size_t index);
@@ -90,6 +91,7 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
   std::shared_ptr<EnvState> state_;
   SocketHandle handle_ = kInvalidSocket;
   IpFamily family_ = IpFamily::kV4;
+  SegmentationState segmentation_;
   Poller* poller_ = nullptr;
   bool polling_ = false;
   Napi::FunctionReference on_writable_;
