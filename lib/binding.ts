@@ -14,6 +14,16 @@ export interface NativeAddress {
   scopeId: number;
 }
 
+/** What a socket has sent over its life. */
+export interface SocketStats {
+  /** Batching system calls made (sendmmsg), EINTR retries included. */
+  syscalls: number;
+  /** Messages the kernel accepted: a GSO super-packet is one message of several datagrams. */
+  messages: number;
+  datagrams: number;
+  bytes: number;
+}
+
 /** The native socket object (native/socket.cc). */
 export interface NativeUdpSocket {
   /** Opens a non-blocking UDP socket of `family`; returns 0 or errno. */
@@ -50,6 +60,7 @@ export interface NativeUdpSocket {
   readonly fd: number;
   /** Segments per super-packet the socket may send (UDP_SEGMENT); 0 when that is off. */
   readonly segmentLimit: number;
+  stats(): SocketStats;
 }
 
 export interface NativeBinding {

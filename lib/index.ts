@@ -14,6 +14,7 @@ export {
   type SocketType,
 } from './socket';
 export { WskError } from './errors';
+export type { SocketStats } from './binding';
 export { MAX_BATCH_DATAGRAMS, MAX_DATAGRAM_PIECES, MAX_UDP_PAYLOAD } from './transport';
 export * from './wsk';
 

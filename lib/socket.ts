@@ -9,7 +9,7 @@
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import * as os from 'node:os';
-import { binding, type NativeAddress, type NativeUdpSocket } from './binding';
+import { binding, type NativeAddress, type NativeUdpSocket, type SocketStats } from './binding';
 import { WskError } from './errors';
 import { isWouldBlock, SendQueue } from './send-queue';
 import {
@@ -241,6 +241,14 @@ export class UdpSocket extends EventEmitter implements BatchSender {
   set gso(enabled: boolean) {
     if (typeof enabled !== 'boolean') throw new TypeError('gso must be a boolean');
     this.#gso = enabled;
+  }
+
+  /**
+   * What the socket has sent over its life: system calls, messages (a super-packet is one),
+   * datagrams and bytes. `datagrams / syscalls` is the batching achieved.
+   */
+  stats(): SocketStats {
+    return this.#native.stats();
   }
 
   /** Sends waiting in the queue. */

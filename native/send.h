@@ -56,6 +56,10 @@ struct SendOutcome {
   uint64_t bytes = 0;
   int error = 0;
   const char* syscall = "";
+  // What it took: system calls made, and messages the kernel accepted (a super-packet is one
+  // message carrying several datagrams).
+  size_t syscalls = 0;
+  size_t messages = 0;
 };
 
 class SendBackend {

@@ -53,6 +53,7 @@ class SendmmsgBackend final : public SendBackend {
       int sent;
       do {
         sent = sendmmsg(socket, messages_.data(), static_cast<unsigned int>(message_count), 0);
+        ++outcome.syscalls;
       } while (sent < 0 && errno == EINTR);
       if (sent <= 0) {
         const int error = sent < 0 ? errno : EAGAIN;
@@ -72,6 +73,7 @@ class SendmmsgBackend final : public SendBackend {
         outcome.bytes += messages_[i].msg_len;
         outcome.datagrams += message_datagrams_[i];
       }
+      outcome.messages += static_cast<size_t>(sent);
       next = outcome.datagrams;
       // A short count means the next message failed or would block: the loop asks again from
       // the first unsent datagram, and that call reports the error if there is one.

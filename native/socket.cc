@@ -108,6 +108,7 @@ Napi::Function UdpSocket::Define(Napi::Env env) {
                          InstanceMethod<&UdpSocket::StopPolling>("stopPolling"),
                          InstanceAccessor<&UdpSocket::Descriptor>("fd"),
                          InstanceAccessor<&UdpSocket::SegmentLimit>("segmentLimit"),
+                         InstanceMethod<&UdpSocket::Stats>("stats"),
                      });
 }
 
@@ -278,6 +279,17 @@ Napi::Value UdpSocket::Close(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), CloseHandle());
 }
 
+// stats() -> { syscalls, messages, datagrams, bytes } sent over the socket's life.
+Napi::Value UdpSocket::Stats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("syscalls", Napi::Number::New(env, static_cast<double>(total_syscalls_)));
+  result.Set("messages", Napi::Number::New(env, static_cast<double>(total_messages_)));
+  result.Set("datagrams", Napi::Number::New(env, static_cast<double>(total_datagrams_)));
+  result.Set("bytes", Napi::Number::New(env, static_cast<double>(total_bytes_)));
+  return result;
+}
+
 // Segments per super-packet this socket may send now; 0 when segmentation is off (unsupported,
 // or refused by the kernel once).
 Napi::Value UdpSocket::SegmentLimit(const Napi::CallbackInfo& info) {
@@ -413,6 +425,10 @@ Napi::Value UdpSocket::Send(const Napi::CallbackInfo& info) {
                     segment ? &segmentation_ : nullptr,
                     kMaxPayload[family_ == IpFamily::kV6 ? 1 : 0]};
     outcome = state_->backend->Send(handle_, batch);
+    total_syscalls_ += outcome.syscalls;
+    total_messages_ += outcome.messages;
+    total_datagrams_ += outcome.datagrams;
+    total_bytes_ += outcome.bytes;
   }
   Napi::Object result = Napi::Object::New(env);
   result.Set("datagrams", Napi::Number::New(env, static_cast<double>(outcome.datagrams)));

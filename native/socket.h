@@ -79,6 +79,7 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
   Napi::Value StopPolling(const Napi::CallbackInfo& info);
   Napi::Value Descriptor(const Napi::CallbackInfo& info);
   Napi::Value SegmentLimit(const Napi::CallbackInfo& info);
+  Napi::Value Stats(const Napi::CallbackInfo& info);
 
   // Parses (ip, port, scopeId) at info[index..] for this socket's family; throws on bad input.
   SocketAddress AddressArgument(const Napi::CallbackInfo& info, size_t index);
@@ -92,6 +93,11 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
   SocketHandle handle_ = kInvalidSocket;
   IpFamily family_ = IpFamily::kV4;
   SegmentationState segmentation_;
+  // Totals over the socket's life, for diagnostics and tests.
+  uint64_t total_syscalls_ = 0;
+  uint64_t total_messages_ = 0;
+  uint64_t total_datagrams_ = 0;
+  uint64_t total_bytes_ = 0;
   Poller* poller_ = nullptr;
   bool polling_ = false;
   Napi::FunctionReference on_writable_;
