@@ -33,6 +33,28 @@ export interface RawSendResult {
  */
 export type BatchLayout = Uint32Array | null;
 
+/**
+ * Per-call control information, applied to every datagram of the call: the platform-neutral
+ * form of WSK's CMSGHDR blocks and of the idiomatic send options. Absent fields are not sent.
+ */
+export interface SendControls {
+  /** Source address (IP_PKTINFO / IPV6_PKTINFO): an IP literal of the socket's family. */
+  sourceAddress?: string;
+  /** Outgoing interface index (IP_PKTINFO / IPV6_PKTINFO). */
+  interfaceIndex?: number;
+  /** The whole TOS / traffic-class byte, 0..255 (IP_TOS / IPV6_TCLASS). */
+  tos?: number;
+  /** ECN codepoint 0..3, the low two bits of the TOS / traffic-class byte (IP_ECN / IPV6_ECN). */
+  ecn?: number;
+  /** TTL / hop limit, 1..255 (IP_TTL / IPV6_HOPLIMIT). */
+  ttl?: number;
+  /**
+   * Segment size (Windows UDP_SEND_MSG_SIZE, Linux UDP_SEGMENT): each datagram of the call
+   * longer than this leaves as datagrams of this size (the last may be shorter).
+   */
+  segmentSize?: number;
+}
+
 /** How a queued send ended: totals for the whole request, including what went out at once. */
 export interface SendCompletion extends RawSendResult {
   /** True when the request was cancelled (IoCancelIrp, or the socket closed) before it ended. */
