@@ -14,6 +14,30 @@ export interface NativeAddress {
   scopeId: number;
 }
 
+/** Controls as the native send takes them: the ECN bits are already inside `tos`. */
+export interface NativeControls {
+  sourceAddress?: string;
+  interfaceIndex?: number;
+  tos?: number;
+  ttl?: number;
+  segmentSize?: number;
+}
+
+/** One received datagram as the native side reports it. */
+export interface NativeReceived {
+  offset: number;
+  length: number;
+  truncated: boolean;
+  source: NativeAddress | number;
+  destination?: string;
+  interfaceIndex: number;
+  /** -1 when not reported. */
+  tos: number;
+  /** -1 when not reported. */
+  ttl: number;
+  segmentSize: number;
+}
+
 /** What a socket has sent over its life. */
 export interface SocketStats {
   /** Batching system calls made (sendmmsg), EINTR retries included. */
@@ -52,10 +76,18 @@ export interface NativeUdpSocket {
     port: number,
     scopeId: number,
     segment: boolean,
+    controls?: NativeControls,
   ): RawSendResult & { word: number };
   /** Calls `onWritable(errno)` from the event loop while the socket is writable; 0 or errno. */
   startPolling(onWritable: (errno: number) => void): number;
   stopPolling(): void;
+  /** Calls `onReadable(errno)` from the event loop while datagrams wait; 0 or errno. */
+  startReading(onReadable: (errno: number) => void): number;
+  stopReading(): void;
+  /** Turns on packet information (and UDP_GRO when `gro`) for received datagrams; 0 or errno. */
+  enableReceiveInfo(gro: boolean): number;
+  /** Reads up to `maxDatagrams` into `slotSize` slots of `arena` without blocking, or an errno. */
+  receive(arena: Uint8Array, slotSize: number, maxDatagrams: number): NativeReceived[] | number;
   /** The OS descriptor, -1 once closed (diagnostics and tests). */
   readonly fd: number;
   /** Segments per super-packet the socket may send (UDP_SEGMENT); 0 when that is off. */

@@ -6,7 +6,6 @@
 export {
   createSocket,
   UdpSocket,
-  type AddressInfo,
   type Datagram,
   type SendOptions,
   type SendResult,
@@ -14,6 +13,7 @@ export {
   type SocketType,
 } from './socket';
 export { WskError } from './errors';
+export type { AddressInfo, ReceivedDatagram, ReceiveOptions } from './receive';
 export type { SocketStats } from './binding';
 export { MAX_BATCH_DATAGRAMS, MAX_DATAGRAM_PIECES, MAX_UDP_PAYLOAD } from './transport';
 export * from './wsk';

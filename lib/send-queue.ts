@@ -5,6 +5,7 @@
  * queue logic is unit-tested with a fake.
  */
 import * as os from 'node:os';
+import type { NativeControls } from './binding';
 import type {
   BatchLayout,
   Destination,
@@ -25,6 +26,7 @@ export interface NativeSender {
     port: number,
     scopeId: number,
     segment: boolean,
+    controls?: NativeControls,
   ): RawSendResult & { word: number };
   startPolling(onWritable: (errno: number) => void): number;
   stopPolling(): void;
@@ -50,6 +52,7 @@ interface Request extends PendingSend {
   readonly totalBytes: number;
   readonly destination: Destination | null;
   readonly segment: boolean;
+  readonly controls: NativeControls | undefined;
   readonly onComplete: (completion: SendCompletion) => void;
   /** First datagram not yet sent, and where it starts in `layout`. */
   next: number;
@@ -92,9 +95,9 @@ export class SendQueue {
    * (it never jumps the queue) and reports "would block".
    */
   trySend(buffers: readonly Uint8Array[], layout: BatchLayout, count: number,
-    destination: Destination | null, segment = false): RawSendResult {
+    destination: Destination | null, segment = false, controls?: NativeControls): RawSendResult {
     if (this.#requests.length > 0) return { datagrams: 0, bytes: 0, errno: EAGAIN, syscall: '' };
-    return this.#send(buffers, layout, 0, 0, count, destination, segment);
+    return this.#send(buffers, layout, 0, 0, count, destination, segment, controls);
   }
 
   /**
@@ -104,18 +107,19 @@ export class SendQueue {
   submit(buffers: readonly Uint8Array[], layout: BatchLayout, count: number, totalBytes: number,
     destination: Destination | null, onComplete: (completion: SendCompletion) => void,
     segment = false,
+    controls?: NativeControls,
   ): RawSendResult | PendingSend {
     let next = 0;
     let word = 0;
     let bytesSent = 0;
     if (this.#requests.length === 0) {
-      const result = this.#send(buffers, layout, 0, 0, count, destination, segment);
+      const result = this.#send(buffers, layout, 0, 0, count, destination, segment, controls);
       if (result.datagrams === count || !isWouldBlock(result.errno)) return result;
       ({ datagrams: next, word, bytes: bytesSent } = result);
     }
     const request: Request = {
       pending: true,
-      buffers, layout, count, totalBytes, destination, segment, onComplete,
+      buffers, layout, count, totalBytes, destination, segment, controls, onComplete,
       next, word, bytesSent, done: false,
       cancel: () => this.#cancel(request),
     };
@@ -136,12 +140,12 @@ export class SendQueue {
   }
 
   #send(buffers: readonly Uint8Array[], layout: BatchLayout, first: number, firstWord: number,
-    count: number, destination: Destination | null, segment: boolean,
+    count: number, destination: Destination | null, segment: boolean, controls?: NativeControls,
   ): RawSendResult & { word: number } {
     return destination === null
-      ? this.#native.send(buffers, layout, first, firstWord, count, null, 0, 0, segment)
+      ? this.#native.send(buffers, layout, first, firstWord, count, null, 0, 0, segment, controls)
       : this.#native.send(buffers, layout, first, firstWord, count, destination.address,
-        destination.port, destination.scopeId, segment);
+        destination.port, destination.scopeId, segment, controls);
   }
 
   #startPolling(): void {
@@ -176,7 +180,7 @@ export class SendQueue {
       let result: RawSendResult & { word: number };
       try {
         result = this.#send(head.buffers, head.layout, head.next, head.word, window,
-          head.destination, head.segment);
+          head.destination, head.segment, head.controls);
       } catch {
         // The batch was checked when submitted, so its buffers changed (shrunk or detached)
         // while waiting: end it without reading them.

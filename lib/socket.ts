@@ -9,8 +9,11 @@
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import * as os from 'node:os';
-import { binding, type NativeAddress, type NativeUdpSocket, type SocketStats } from './binding';
+import { binding, type NativeControls, type NativeUdpSocket, type SocketStats } from './binding';
 import { WskError } from './errors';
+import {
+  DatagramReader, toAddressInfo, type AddressInfo, type ReceivedDatagram, type ReceiveOptions,
+} from './receive';
 import { isWouldBlock, SendQueue } from './send-queue';
 import {
   MAX_BATCH_DATAGRAMS,
@@ -22,6 +25,7 @@ import {
   type PendingSend,
   type RawSendResult,
   type SendCompletion,
+  type SendControls,
 } from './transport';
 
 /** A datagram: one Uint8Array, or several sent back to back as one datagram (no copy). */
@@ -48,18 +52,55 @@ export interface SocketOptions {
   gso?: boolean;
 }
 
-/** Per-call options of sendBatch / trySendBatch. */
-export interface SendOptions {
+/**
+ * Per-call options of sendBatch / trySendBatch. The control fields apply to every datagram of
+ * the call (Linux: as cmsgs on each message; see docs/api.md for other platforms).
+ */
+export interface SendOptions extends SendControls {
   /** Segmentation offload for this call; defaults to the socket's `gso`. */
   gso?: boolean;
 }
 
-/** An address as Node's dgram reports it. */
-export interface AddressInfo {
-  address: string;
-  family: 'IPv4' | 'IPv6';
-  port: number;
+function checkInteger(value: unknown, name: string, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value)) {
+    throw new TypeError(`${name} must be an integer, got ${String(value)}`);
+  }
+  if (value < min || value > max) throw new RangeError(`${name} must be from ${min} to ${max}, got ${value}`);
+  return value;
 }
+
+/**
+ * Checks controls and puts them in the native form: the ECN codepoint goes into the low two
+ * bits of the TOS byte. Undefined when there are none.
+ */
+export function nativeControls(controls: SendControls, family: 4 | 6): NativeControls | undefined {
+  const result: NativeControls = {};
+  let any = false;
+  if (controls.sourceAddress !== undefined) {
+    result.sourceAddress = parseIpLiteral(controls.sourceAddress, family).address;
+    any = true;
+  }
+  if (controls.interfaceIndex !== undefined) {
+    result.interfaceIndex = checkInteger(controls.interfaceIndex, 'interfaceIndex', 0, 0xffffffff);
+    any = true;
+  }
+  if (controls.tos !== undefined || controls.ecn !== undefined) {
+    const tos = controls.tos === undefined ? 0 : checkInteger(controls.tos, 'tos', 0, 255);
+    const ecn = controls.ecn === undefined ? tos & 3 : checkInteger(controls.ecn, 'ecn', 0, 3);
+    result.tos = (tos & ~3) | ecn;
+    any = true;
+  }
+  if (controls.ttl !== undefined) {
+    result.ttl = checkInteger(controls.ttl, 'ttl', 1, 255);
+    any = true;
+  }
+  if (controls.segmentSize !== undefined) {
+    result.segmentSize = checkInteger(controls.segmentSize, 'segmentSize', 1, MAX_UDP_PAYLOAD[family]);
+    any = true;
+  }
+  return any ? result : undefined;
+}
+
 
 
 function checkPort(port: unknown, allowZero: boolean): number {
@@ -97,15 +138,6 @@ export function parseIpLiteral(address: unknown, family: 4 | 6): { address: stri
     throw new TypeError(`address ${address} is IPv${found} but the socket is udp${family}`);
   }
   return { address: literal, scopeId };
-}
-
-function toAddressInfo(native: NativeAddress): AddressInfo {
-  const scope = native.family === 6 && native.scopeId !== 0 ? `%${native.scopeId}` : '';
-  return {
-    address: native.address + scope,
-    family: native.family === 6 ? 'IPv6' : 'IPv4',
-    port: native.port,
-  };
 }
 
 /**
@@ -184,6 +216,7 @@ export class UdpSocket extends EventEmitter implements BatchSender {
   readonly type: SocketType;
   readonly #native: NativeUdpSocket;
   readonly #queue: SendQueue;
+  readonly #reader: DatagramReader;
   #remote: Destination | null = null;
   #closed = false;
   #gso = true;
@@ -201,6 +234,7 @@ export class UdpSocket extends EventEmitter implements BatchSender {
     if (error !== 0) throw new WskError(error, 'socket');
     this.#native = native;
     this.#queue = new SendQueue(native, () => this.emit('drain'));
+    this.#reader = new DatagramReader(native);
     if (typeof options === 'object' && options.gso !== undefined) {
       if (typeof options.gso !== 'boolean') throw new TypeError('gso must be a boolean');
       this.#gso = options.gso;
@@ -342,8 +376,10 @@ export class UdpSocket extends EventEmitter implements BatchSender {
     options?: SendOptions): SendResult {
     const destination = this.#destination(port, address);
     const segment = this.#segment(options);
+    const controls = options === undefined ? undefined : nativeControls(options, this.family);
     const { buffers, layout } = describeBatch(datagrams, this.family);
-    const result = this.#queue.trySend(buffers, layout, datagrams.length, destination, segment);
+    const result = this.#queue.trySend(buffers, layout, datagrams.length, destination, segment,
+      controls);
     if (result.errno !== 0 && !isWouldBlock(result.errno)) {
       throw new WskError(result.errno, result.syscall, result);
     }
@@ -362,6 +398,7 @@ export class UdpSocket extends EventEmitter implements BatchSender {
     try {
       const destination = this.#destination(port, address);
       const segment = this.#segment(options);
+      const controls = options === undefined ? undefined : nativeControls(options, this.family);
       const { buffers, layout, totalBytes } = describeBatch(datagrams, this.family);
       return new Promise((resolve, reject) => {
         const settle = (result: RawSendResult | SendCompletion): void => {
@@ -374,7 +411,7 @@ export class UdpSocket extends EventEmitter implements BatchSender {
           }
         };
         const submitted = this.#queue.submit(buffers, layout, datagrams.length, totalBytes,
-          destination, settle, segment);
+          destination, settle, segment, controls);
         if (!('pending' in submitted)) settle(submitted);
       });
     } catch (error) {
@@ -390,9 +427,49 @@ export class UdpSocket extends EventEmitter implements BatchSender {
     totalBytes: number,
     destination: Destination | null,
     onComplete: (completion: SendCompletion) => void,
+    controls?: SendControls,
   ): RawSendResult | PendingSend {
+    const native = controls === undefined ? undefined : nativeControls(controls, this.family);
     return this.#queue.submit(buffers, layout, datagramCount, totalBytes, destination, onComplete,
-      this.#gso);
+      this.#gso, native);
+  }
+
+  /**
+   * Asks the kernel to report, with every received datagram, the address it was sent to, its
+   * TOS / traffic class and its TTL / hop limit; with `gro`, to coalesce datagrams of one flow
+   * (UDP_GRO), each batch entry then carrying its `segmentSize`. Linux only.
+   */
+  enableReceiveInfo(options: { gro?: boolean } = {}): void {
+    const gro = options.gro ?? false;
+    if (typeof gro !== 'boolean') throw new TypeError('gro must be a boolean');
+    const error = this.#native.enableReceiveInfo(gro);
+    if (error !== 0) throw new WskError(error, 'setsockopt');
+  }
+
+  /**
+   * Receives a batch with one system call (recvmmsg): waits for at least one datagram, then
+   * returns every datagram waiting, up to `maxDatagrams`. Resolves [] when `timeoutMs` passes
+   * or the socket closes. The datagrams' bytes are views into the arena: copy what you keep
+   * past the next receive.
+   */
+  receiveBatch(options?: ReceiveOptions): Promise<ReceivedDatagram[]> {
+    try {
+      return this.#reader.receiveBatch(options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * The received datagrams one by one, batch after batch, until the socket closes (or a batch
+   * times out, with `timeoutMs`). Each datagram's bytes are valid until the next batch is read.
+   */
+  async *datagrams(options?: ReceiveOptions): AsyncIterableIterator<ReceivedDatagram> {
+    for (;;) {
+      const batch = await this.receiveBatch(options);
+      if (batch.length === 0) return;
+      yield* batch;
+    }
   }
 
   /**
@@ -403,6 +480,7 @@ export class UdpSocket extends EventEmitter implements BatchSender {
     if (this.#closed) return;
     this.#closed = true;
     this.#queue.cancelAll();
+    this.#reader.close();
     this.#native.close();
     this.emit('close');
   }

@@ -86,8 +86,9 @@ export interface BatchSender {
    * than "would block"), returns the RawSendResult and never calls `onComplete`. Otherwise the
    * rest waits in the socket's queue, behind earlier requests, and a PendingSend is returned;
    * `onComplete` then runs exactly once, later, from the event loop (or from cancel()/close()).
-   * The buffers must stay unchanged until then. Never throws for OS errors; throws
-   * TypeError/RangeError for a malformed layout, before anything is sent.
+   * The buffers must stay unchanged until then. `controls` apply to every datagram. Never
+   * throws for OS errors; throws TypeError/RangeError for a malformed layout or out-of-range
+   * controls, before anything is sent.
    */
   submit(
     buffers: readonly Uint8Array[],
@@ -96,6 +97,7 @@ export interface BatchSender {
     totalBytes: number,
     destination: Destination | null,
     onComplete: (completion: SendCompletion) => void,
+    controls?: SendControls,
   ): RawSendResult | PendingSend;
 }
 

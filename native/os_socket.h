@@ -39,6 +39,10 @@ struct SocketAddress {
 // `family`.
 int MakeAddress(IpFamily family, const char* ip, uint16_t port, uint32_t scope_id,
                 SocketAddress* out);
+// Builds an address (port 0) from raw IP bytes: 4 for IPv4, 16 for IPv6.
+void MakeAddressFromBytes(IpFamily family, const uint8_t bytes[16], SocketAddress* out);
+// Copies the raw IP address of `address` into `out`: 4 bytes for IPv4, 16 for IPv6.
+void AddressBytes(const SocketAddress& address, uint8_t out[16]);
 // Writes the IP literal of `address` into `ip` (at least 46 bytes) and its port and scope.
 int FormatAddress(const SocketAddress& address, char* ip, size_t ip_size, uint16_t* port,
                   uint32_t* scope_id);

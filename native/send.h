@@ -35,6 +35,21 @@ struct SegmentationState {
   bool Active() const { return supported && max_segments > 1; }
 };
 
+// Control information applied to every datagram of a call (WSK's ControlInfo, translated).
+struct SendControls {
+  bool has_source = false;
+  uint8_t source[16] = {};       // IPv4 in the first 4 bytes, or IPv6
+  uint32_t interface_index = 0;  // 0: none
+  int tos = -1;                  // TOS / traffic class byte, ECN bits included; -1: none
+  int ttl = -1;                  // TTL / hop limit; -1: none
+  // Explicit segment size (UDP_SEND_MSG_SIZE / UDP_SEGMENT): each datagram longer than this
+  // leaves as segments of this size; 0: none. No fallback when the kernel refuses it.
+  uint32_t segment_size = 0;
+  bool Any() const {
+    return has_source || interface_index != 0 || tos >= 0 || ttl >= 0 || segment_size != 0;
+  }
+};
+
 struct SendBatch {
   // Destination for every datagram, or nullptr for the connected remote.
   const SocketAddress* destination;
@@ -46,6 +61,9 @@ struct SendBatch {
   SegmentationState* segmentation;
   // Largest UDP payload of the socket's family (one datagram, or one super-packet).
   size_t max_payload;
+  // Controls for every datagram, or nullptr.
+  const SendControls* controls;
+  IpFamily family;
 };
 
 // What the kernel accepted. `error` is 0 when all datagrams went out, otherwise the OS error of

@@ -31,11 +31,63 @@ namespace {
 constexpr uint32_t kSegmentLimitRecent = 128;
 constexpr uint32_t kSegmentLimitOld = 64;
 
-// Room for one cmsg carrying a uint16_t segment size.
-constexpr size_t kControlSpace = CMSG_SPACE(sizeof(uint16_t));
+// Room for every cmsg a message may carry: packet info (in6_pktinfo is the larger), TOS or
+// traffic class, TTL or hop limit, and the segment size.
+constexpr size_t kControlSpace = CMSG_SPACE(sizeof(in6_pktinfo)) + 2 * CMSG_SPACE(sizeof(int)) +
+                                 CMSG_SPACE(sizeof(uint16_t));
 struct ControlBuffer {
   alignas(cmsghdr) unsigned char bytes[kControlSpace];
 };
+
+// Writes one cmsg at `offset` of a zeroed buffer and returns the offset of the next one. Built
+// by hand: glibc's CMSG_NXTHDR would inspect the next header before it exists.
+size_t AppendCmsg(unsigned char* buffer, size_t offset, int level, int type, const void* data,
+                  size_t length) {
+  auto* cmsg = reinterpret_cast<cmsghdr*>(buffer + offset);
+  cmsg->cmsg_level = level;
+  cmsg->cmsg_type = type;
+  cmsg->cmsg_len = CMSG_LEN(length);
+  std::memcpy(CMSG_DATA(cmsg), data, length);
+  return offset + CMSG_SPACE(length);
+}
+
+// The cmsgs common to every message of a call, in Linux form.
+size_t EncodeFixedControls(const SendControls& controls, IpFamily family, unsigned char* buffer) {
+  size_t offset = 0;
+  if (family == IpFamily::kV4) {
+    if (controls.has_source || controls.interface_index != 0) {
+      in_pktinfo info{};
+      info.ipi_ifindex = static_cast<int>(controls.interface_index);
+      // Linux takes the source from ipi_spec_dst; ipi_addr is ignored on send.
+      std::memcpy(&info.ipi_spec_dst, controls.source, 4);
+      offset = AppendCmsg(buffer, offset, IPPROTO_IP, IP_PKTINFO, &info, sizeof(info));
+    }
+    if (controls.tos >= 0) {
+      const int tos = controls.tos;
+      offset = AppendCmsg(buffer, offset, IPPROTO_IP, IP_TOS, &tos, sizeof(tos));
+    }
+    if (controls.ttl >= 0) {
+      const int ttl = controls.ttl;
+      offset = AppendCmsg(buffer, offset, IPPROTO_IP, IP_TTL, &ttl, sizeof(ttl));
+    }
+  } else {
+    if (controls.has_source || controls.interface_index != 0) {
+      in6_pktinfo info{};
+      std::memcpy(&info.ipi6_addr, controls.source, 16);
+      info.ipi6_ifindex = controls.interface_index;
+      offset = AppendCmsg(buffer, offset, IPPROTO_IPV6, IPV6_PKTINFO, &info, sizeof(info));
+    }
+    if (controls.tos >= 0) {
+      const int tclass = controls.tos;
+      offset = AppendCmsg(buffer, offset, IPPROTO_IPV6, IPV6_TCLASS, &tclass, sizeof(tclass));
+    }
+    if (controls.ttl >= 0) {
+      const int hops = controls.ttl;
+      offset = AppendCmsg(buffer, offset, IPPROTO_IPV6, IPV6_HOPLIMIT, &hops, sizeof(hops));
+    }
+  }
+  return offset;
+}
 
 bool IsSegmentationRefusal(int error) {
   // EIO: the egress device cannot checksum-offload; EINVAL: segment size or count out of the
@@ -58,7 +110,8 @@ class SendmmsgBackend final : public SendBackend {
       if (sent <= 0) {
         const int error = sent < 0 ? errno : EAGAIN;
         // The kernel reports an error only when the first message of the call failed.
-        if (message_datagrams_[0] > 1 && IsSegmentationRefusal(error)) {
+        if (message_datagrams_[0] > 1 && batch.segmentation != nullptr &&
+            IsSegmentationRefusal(error)) {
           LowerSegmentation(*batch.segmentation, message_datagrams_[0]);
           continue;  // resend from `next`; bounded: each refusal lowers the limit for good
         }
@@ -107,6 +160,8 @@ class SendmmsgBackend final : public SendBackend {
   static uint32_t RunLength(const SendBatch& batch, size_t first) {
     const SegmentationState* seg = batch.segmentation;
     if (seg == nullptr || !seg->Active()) return 1;
+    // An explicit segment size makes each datagram its own super-packet.
+    if (batch.controls != nullptr && batch.controls->segment_size != 0) return 1;
     const DatagramSpan& head = batch.datagrams[first];
     const size_t size = SpanLength(batch, head);
     if (size == 0) return 1;
@@ -144,6 +199,14 @@ class SendmmsgBackend final : public SendBackend {
           reinterpret_cast<const sockaddr*>(&batch.destination->storage));
       name_length = batch.destination->length;
     }
+    fixed_control_length_ = 0;
+    if (batch.controls != nullptr) {
+      std::memset(fixed_control_, 0, sizeof(fixed_control_));
+      fixed_control_length_ = EncodeFixedControls(*batch.controls, batch.family, fixed_control_);
+    }
+    const uint32_t explicit_segment =
+        batch.controls != nullptr ? batch.controls->segment_size : 0;
+
     // First pass: group datagrams into messages and size the scratch arrays.
     message_datagrams_.clear();
     size_t range_total = 0;
@@ -167,6 +230,7 @@ class SendmmsgBackend final : public SendBackend {
       iovec* iov = iovecs_.data() + iov_index;
       size_t iov_count = 0;
       size_t segment_size = 0;
+      size_t message_length = 0;
       for (uint32_t i = 0; i < run; ++i) {
         const DatagramSpan& span = batch.datagrams[datagram + i];
         size_t length = 0;
@@ -178,6 +242,7 @@ class SendmmsgBackend final : public SendBackend {
           ++iov_count;
         }
         if (i == 0) segment_size = length;
+        message_length += length;
       }
       iov_index += iov_count;
       datagram += run;
@@ -189,26 +254,33 @@ class SendmmsgBackend final : public SendBackend {
       header.msg_iovlen = iov_count;
       header.msg_flags = 0;
       messages_[m].msg_len = 0;
-      if (run > 1) {
-        // Built by hand on a zeroed buffer: glibc's CMSG_NXTHDR would inspect the next header.
-        ControlBuffer& control = controls_[m];
-        std::memset(control.bytes, 0, sizeof(control.bytes));
-        auto* cmsg = reinterpret_cast<cmsghdr*>(control.bytes);
-        cmsg->cmsg_level = SOL_UDP;
-        cmsg->cmsg_type = UDP_SEGMENT;
-        cmsg->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-        const uint16_t size16 = static_cast<uint16_t>(segment_size);
-        std::memcpy(CMSG_DATA(cmsg), &size16, sizeof(size16));
-        header.msg_control = control.bytes;
-        header.msg_controllen = kControlSpace;
-      } else {
+      // UDP_SEGMENT only where there is more than one segment (a lone one gains nothing).
+      uint16_t segment = 0;
+      if (explicit_segment != 0) {
+        if (message_length > explicit_segment) segment = static_cast<uint16_t>(explicit_segment);
+      } else if (run > 1) {
+        segment = static_cast<uint16_t>(segment_size);
+      }
+      if (segment == 0 && fixed_control_length_ == 0) {
         header.msg_control = nullptr;
         header.msg_controllen = 0;
+        continue;
       }
+      ControlBuffer& control = controls_[m];
+      std::memset(control.bytes, 0, sizeof(control.bytes));
+      std::memcpy(control.bytes, fixed_control_, fixed_control_length_);
+      size_t length = fixed_control_length_;
+      if (segment != 0) {
+        length = AppendCmsg(control.bytes, length, SOL_UDP, UDP_SEGMENT, &segment, sizeof(segment));
+      }
+      header.msg_control = control.bytes;
+      header.msg_controllen = length;
     }
     return count;
   }
 
+  alignas(cmsghdr) unsigned char fixed_control_[kControlSpace];
+  size_t fixed_control_length_ = 0;
   std::vector<mmsghdr> messages_;
   std::vector<uint32_t> message_datagrams_;
   std::vector<ControlBuffer> controls_;

@@ -1,7 +1,10 @@
 #include "socket.h"
 
+#include "recv.h"
+
 #include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string>
 
@@ -79,9 +82,9 @@ void OnPollerClosed(uv_handle_t* handle) {
   }
 }
 
-void OnPollEvent(uv_poll_t* handle, int status, int /*events*/) {
+void OnPollEvent(uv_poll_t* handle, int status, int events) {
   auto* poller = static_cast<Poller*>(handle->data);
-  if (poller->owner != nullptr) poller->owner->OnWritable(status);
+  if (poller->owner != nullptr) poller->owner->OnPoll(status, events);
 }
 
 }  // namespace
@@ -106,6 +109,10 @@ Napi::Function UdpSocket::Define(Napi::Env env) {
                          InstanceMethod<&UdpSocket::Send>("send"),
                          InstanceMethod<&UdpSocket::StartPolling>("startPolling"),
                          InstanceMethod<&UdpSocket::StopPolling>("stopPolling"),
+                         InstanceMethod<&UdpSocket::StartReading>("startReading"),
+                         InstanceMethod<&UdpSocket::StopReading>("stopReading"),
+                         InstanceMethod<&UdpSocket::EnableReceiveInfo>("enableReceiveInfo"),
+                         InstanceMethod<&UdpSocket::Receive>("receive"),
                          InstanceAccessor<&UdpSocket::Descriptor>("fd"),
                          InstanceAccessor<&UdpSocket::SegmentLimit>("segmentLimit"),
                          InstanceMethod<&UdpSocket::Stats>("stats"),
@@ -117,17 +124,54 @@ UdpSocket::UdpSocket(const Napi::CallbackInfo& info)
 
 UdpSocket::~UdpSocket() { CloseHandle(); }
 
-void UdpSocket::StopPollingHandle() {
-  if (!polling_) return;
-  uv_poll_stop(&poller_->handle);
-  polling_ = false;
-  // While polling, the JS object was held strongly so that pending sends cannot be collected.
-  if (!state_->tearing_down) Unref();
+// Starts, changes or stops the poll to match what is wanted (writable for pending sends,
+// readable for a waiting receive). Returns 0 or an errno.
+int UdpSocket::UpdatePolling(Napi::Env env) {
+  const int events = (want_writable_ ? UV_WRITABLE : 0) | (want_readable_ ? UV_READABLE : 0);
+  if (events == 0) {
+    if (polling_) {
+      uv_poll_stop(&poller_->handle);
+      polling_ = false;
+      // While polling, the JS object was held strongly so that it cannot be collected with
+      // sends or a receive still waiting.
+      if (!state_->tearing_down) Unref();
+    }
+    return 0;
+  }
+  if (handle_ == kInvalidSocket) return EBADF;
+  if (async_context_ == nullptr) {
+    napi_async_init(env, Value(), Napi::String::New(env, "wsk-dgram:socket"), &async_context_);
+  }
+  if (poller_ == nullptr) {
+    uv_loop_t* loop = nullptr;
+    napi_get_uv_event_loop(env, &loop);
+    poller_ = new Poller{uv_poll_t{}, this, state_};
+    const int result = uv_poll_init_socket(loop, &poller_->handle, handle_);
+    if (result != 0) {
+      delete poller_;
+      poller_ = nullptr;
+      return -result;  // libuv errors are -errno on POSIX
+    }
+    poller_->handle.data = poller_;
+  }
+  const int result = uv_poll_start(&poller_->handle, events, OnPollEvent);
+  if (result != 0) return -result;
+  if (!polling_) {
+    polling_ = true;
+    Ref();
+  }
+  return 0;
 }
 
 int UdpSocket::CloseHandle() {
+  want_writable_ = false;
+  want_readable_ = false;
   if (poller_ != nullptr) {
-    StopPollingHandle();
+    if (polling_) {
+      uv_poll_stop(&poller_->handle);
+      polling_ = false;
+      if (!state_->tearing_down) Unref();
+    }
     // libuv requires the poll handle to be stopped before the descriptor closes; it frees the
     // handle itself later, in OnPollerClosed.
     poller_->owner = nullptr;
@@ -137,6 +181,7 @@ int UdpSocket::CloseHandle() {
   }
   if (!state_->tearing_down) {
     on_writable_.Reset();
+    on_readable_.Reset();
     if (async_context_ != nullptr) {
       napi_async_destroy(Env(), async_context_);
       async_context_ = nullptr;
@@ -156,49 +201,115 @@ Napi::Value UdpSocket::StartPolling(const Napi::CallbackInfo& info) {
   if (!info[0].IsFunction()) ThrowType(env, "onWritable must be a function");
   if (handle_ == kInvalidSocket) return Napi::Number::New(env, EBADF);
   on_writable_.Reset(info[0].As<Napi::Function>(), 1);
-  if (async_context_ == nullptr) {
-    napi_async_init(env, Value(), Napi::String::New(env, "wsk-dgram:send"), &async_context_);
-  }
-  if (poller_ == nullptr) {
-    uv_loop_t* loop = nullptr;
-    napi_get_uv_event_loop(env, &loop);
-    poller_ = new Poller{uv_poll_t{}, this, state_};
-    const int result = uv_poll_init_socket(loop, &poller_->handle, handle_);
-    if (result != 0) {
-      delete poller_;
-      poller_ = nullptr;
-      return Napi::Number::New(env, -result);  // libuv errors are -errno on POSIX
-    }
-    poller_->handle.data = poller_;
-  }
-  if (!polling_) {
-    const int result = uv_poll_start(&poller_->handle, UV_WRITABLE, OnPollEvent);
-    if (result != 0) return Napi::Number::New(env, -result);
-    polling_ = true;
-    Ref();
-  }
-  return Napi::Number::New(env, 0);
+  want_writable_ = true;
+  const int error = UpdatePolling(env);
+  if (error != 0) want_writable_ = false;
+  return Napi::Number::New(env, error);
 }
 
 Napi::Value UdpSocket::StopPolling(const Napi::CallbackInfo& info) {
-  StopPollingHandle();
+  want_writable_ = false;
+  UpdatePolling(info.Env());
   return info.Env().Undefined();
 }
 
-void UdpSocket::OnWritable(int status) {
-  if (!polling_) return;
+// startReading(onReadable) / stopReading(): the same for incoming datagrams.
+Napi::Value UdpSocket::StartReading(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsFunction()) ThrowType(env, "onReadable must be a function");
+  if (handle_ == kInvalidSocket) return Napi::Number::New(env, EBADF);
+  on_readable_.Reset(info[0].As<Napi::Function>(), 1);
+  want_readable_ = true;
+  const int error = UpdatePolling(env);
+  if (error != 0) want_readable_ = false;
+  return Napi::Number::New(env, error);
+}
+
+Napi::Value UdpSocket::StopReading(const Napi::CallbackInfo& info) {
+  want_readable_ = false;
+  UpdatePolling(info.Env());
+  return info.Env().Undefined();
+}
+
+void UdpSocket::OnPoll(int status, int events) {
+  // An error wakes both directions: the next send or receive reports it.
+  if (want_writable_ && (status < 0 || (events & UV_WRITABLE) != 0)) {
+    Invoke(on_writable_, status);
+  }
+  if (want_readable_ && (status < 0 || (events & UV_READABLE) != 0)) {
+    Invoke(on_readable_, status);
+  }
+}
+
+void UdpSocket::Invoke(const Napi::FunctionReference& callback, int status) {
   Napi::Env env = Env();
   Napi::HandleScope scope(env);
   napi_value argv[1] = {Napi::Number::New(env, status < 0 ? -status : 0)};
   napi_value result = nullptr;
   // MakeCallback: runs microtasks afterwards and keeps async_hooks context, as Node's own
   // handles do. A throwing callback is reported like any uncaught exception.
-  if (napi_make_callback(env, async_context_, Value(), on_writable_.Value(), 1, argv, &result) ==
+  if (napi_make_callback(env, async_context_, Value(), callback.Value(), 1, argv, &result) ==
       napi_pending_exception) {
     napi_value error = nullptr;
     napi_get_and_clear_last_exception(env, &error);
     napi_fatal_exception(env, error);
   }
+}
+
+// enableReceiveInfo(gro) -> errno
+Napi::Value UdpSocket::EnableReceiveInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (handle_ == kInvalidSocket) return Napi::Number::New(env, EBADF);
+  const bool gro = info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value();
+  return Napi::Number::New(env, wsk::EnableReceiveInfo(handle_, family_, gro));
+}
+
+// receive(arena, slotSize, maxDatagrams) -> errno | [{ offset, length, truncated, address,
+//   port, destination, interfaceIndex, tos, ttl, segmentSize }]
+Napi::Value UdpSocket::Receive(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray() ||
+      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    ThrowType(env, "arena must be a Uint8Array");
+  }
+  Napi::Uint8Array arena = info[0].As<Napi::Uint8Array>();
+  const uint32_t slot_size = Uint32Argument(info, 1, "slotSize", 1u << 20);
+  const uint32_t max_datagrams = Uint32Argument(info, 2, "maxDatagrams", 1024);
+  if (slot_size == 0 || max_datagrams == 0) ThrowRange(env, "slotSize and maxDatagrams must be > 0");
+  if (static_cast<uint64_t>(slot_size) * max_datagrams > arena.ByteLength()) {
+    ThrowRange(env, "the arena is smaller than slotSize * maxDatagrams");
+  }
+  if (handle_ == kInvalidSocket) return Napi::Number::New(env, EBADF);
+  std::vector<ReceivedDatagram> datagrams;
+  if (int error = ReceiveDatagrams(handle_, arena.Data(), slot_size, max_datagrams, &datagrams)) {
+    return Napi::Number::New(env, error);
+  }
+  Napi::Array result = Napi::Array::New(env, datagrams.size());
+  for (size_t i = 0; i < datagrams.size(); ++i) {
+    const ReceivedDatagram& d = datagrams[i];
+    Napi::Object entry = Napi::Object::New(env);
+    entry.Set("offset", Napi::Number::New(env, static_cast<double>(i) * slot_size));
+    entry.Set("length", Napi::Number::New(env, static_cast<double>(d.length)));
+    entry.Set("truncated", Napi::Boolean::New(env, d.truncated));
+    Napi::Value source = AddressObject(env, d.source);
+    entry.Set("source", source);
+    if (d.has_destination) {
+      SocketAddress destination;
+      MakeAddressFromBytes(family_, d.destination, &destination);
+      char ip[64];
+      uint16_t port = 0;
+      uint32_t scope = 0;
+      if (FormatAddress(destination, ip, sizeof(ip), &port, &scope) == 0) {
+        entry.Set("destination", Napi::String::New(env, ip));
+      }
+    }
+    entry.Set("interfaceIndex", Napi::Number::New(env, d.interface_index));
+    entry.Set("tos", Napi::Number::New(env, d.tos));
+    entry.Set("ttl", Napi::Number::New(env, d.ttl));
+    entry.Set("segmentSize", Napi::Number::New(env, d.segment_size));
+    result.Set(static_cast<uint32_t>(i), entry);
+  }
+  return result;
 }
 
 Napi::Value UdpSocket::Open(const Napi::CallbackInfo& info) {
@@ -399,8 +510,49 @@ void UdpSocket::ReadBatch(const Napi::CallbackInfo& info) {
   state_->span_words[count] = static_cast<uint32_t>(cursor);
 }
 
-// send(buffers, layout, first, firstWord, count, address | null, port, scopeId, segment)
-//   -> { datagrams, bytes, errno, syscall, word }
+// Reads the optional controls object { sourceAddress, interfaceIndex, tos, ttl, segmentSize }.
+bool UdpSocket::ControlsArgument(const Napi::CallbackInfo& info, size_t index,
+                                 SendControls* controls) {
+  Napi::Env env = info.Env();
+  if (info[index].IsUndefined() || info[index].IsNull()) return false;
+  if (!info[index].IsObject()) ThrowType(env, "controls must be an object");
+  Napi::Object object = info[index].As<Napi::Object>();
+  auto number = [&](const char* name, uint32_t min, uint32_t max) -> int64_t {
+    Napi::Value value = object.Get(name);
+    if (value.IsUndefined()) return -1;
+    if (!value.IsNumber()) ThrowType(env, std::string("controls.") + name + " must be a number");
+    const double n = value.As<Napi::Number>().DoubleValue();
+    if (!(n >= min) || n > max || std::floor(n) != n) {
+      ThrowRange(env, std::string("controls.") + name + " must be an integer from " +
+                          std::to_string(min) + " to " + std::to_string(max));
+    }
+    return static_cast<int64_t>(n);
+  };
+  const int64_t interface_index = number("interfaceIndex", 0, std::numeric_limits<uint32_t>::max());
+  const int64_t tos = number("tos", 0, 255);
+  const int64_t ttl = number("ttl", 1, 255);
+  const int64_t segment_size = number("segmentSize", 1, static_cast<uint32_t>(kMaxPayload[1]));
+  if (interface_index > 0) controls->interface_index = static_cast<uint32_t>(interface_index);
+  controls->tos = static_cast<int>(tos);
+  controls->ttl = static_cast<int>(ttl);
+  if (segment_size > 0) controls->segment_size = static_cast<uint32_t>(segment_size);
+  Napi::Value source = object.Get("sourceAddress");
+  if (!source.IsUndefined()) {
+    if (!source.IsString()) ThrowType(env, "controls.sourceAddress must be a string");
+    const std::string ip = source.As<Napi::String>().Utf8Value();
+    SocketAddress parsed;
+    if (ip.size() > 64 || MakeAddress(family_, ip.c_str(), 0, 0, &parsed) != 0) {
+      ThrowType(env, "controls.sourceAddress is not an IPv" +
+                         std::to_string(static_cast<int>(family_)) + " literal");
+    }
+    controls->has_source = true;
+    AddressBytes(parsed, controls->source);
+  }
+  return controls->Any();
+}
+
+// send(buffers, layout, first, firstWord, count, address | null, port, scopeId, segment,
+//      controls?) -> { datagrams, bytes, errno, syscall, word }
 // `segment`: coalesce runs of equal-size datagrams where the kernel can (see send.h).
 // Sends datagrams [first, first + count); `word` is the layout word where the first unsent
 // datagram starts (where a resumed send continues), 0 without a layout.
@@ -410,6 +562,8 @@ Napi::Value UdpSocket::Send(const Napi::CallbackInfo& info) {
   SocketAddress destination;
   const bool connected = info[5].IsNull() || info[5].IsUndefined();
   if (!connected) destination = AddressArgument(info, 5);
+  SendControls controls;
+  const bool has_controls = ControlsArgument(info, 9, &controls);
 
   SendOutcome outcome;
   if (handle_ == kInvalidSocket) {
@@ -423,7 +577,9 @@ Napi::Value UdpSocket::Send(const Napi::CallbackInfo& info) {
                     state_->ranges.data(),
                     state_->ranges.size(),
                     segment ? &segmentation_ : nullptr,
-                    kMaxPayload[family_ == IpFamily::kV6 ? 1 : 0]};
+                    kMaxPayload[family_ == IpFamily::kV6 ? 1 : 0],
+                    has_controls ? &controls : nullptr,
+                    family_};
     outcome = state_->backend->Send(handle_, batch);
     total_syscalls_ += outcome.syscalls;
     total_messages_ += outcome.messages;

@@ -62,8 +62,8 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
 
   // Stops polling and closes the handle if open; returns 0 or the OS error. Calls no JS.
   int CloseHandle();
-  // Called from the uv_poll callback when the socket is writable (or failed).
-  void OnWritable(int status);
+  // Called from the uv_poll callback with libuv's status and events.
+  void OnPoll(int status, int events);
 
  private:
   Napi::Value Open(const Napi::CallbackInfo& info);
@@ -77,17 +77,24 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
   Napi::Value Send(const Napi::CallbackInfo& info);
   Napi::Value StartPolling(const Napi::CallbackInfo& info);
   Napi::Value StopPolling(const Napi::CallbackInfo& info);
+  Napi::Value StartReading(const Napi::CallbackInfo& info);
+  Napi::Value StopReading(const Napi::CallbackInfo& info);
+  Napi::Value EnableReceiveInfo(const Napi::CallbackInfo& info);
+  Napi::Value Receive(const Napi::CallbackInfo& info);
   Napi::Value Descriptor(const Napi::CallbackInfo& info);
   Napi::Value SegmentLimit(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);
 
   // Parses (ip, port, scopeId) at info[index..] for this socket's family; throws on bad input.
   SocketAddress AddressArgument(const Napi::CallbackInfo& info, size_t index);
+  // Reads the optional controls at info[index]; false when there are none. Throws on bad input.
+  bool ControlsArgument(const Napi::CallbackInfo& info, size_t index, SendControls* controls);
   // Reads the datagrams [first, first + count) into state_->spans/ranges; throws on any
   // out-of-bounds value.
   void ReadBatch(const Napi::CallbackInfo& info);
   const ByteRange& ResolveBuffer(Napi::Env env, Napi::Array buffers, uint32_t index);
-  void StopPollingHandle();
+  int UpdatePolling(Napi::Env env);
+  void Invoke(const Napi::FunctionReference& callback, int status);
 
   std::shared_ptr<EnvState> state_;
   SocketHandle handle_ = kInvalidSocket;
@@ -100,7 +107,10 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
   uint64_t total_bytes_ = 0;
   Poller* poller_ = nullptr;
   bool polling_ = false;
+  bool want_writable_ = false;
+  bool want_readable_ = false;
   Napi::FunctionReference on_writable_;
+  Napi::FunctionReference on_readable_;
   napi_async_context async_context_ = nullptr;
 };
 
