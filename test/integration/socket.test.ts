@@ -1,6 +1,6 @@
 /** The idiomatic API on real loopback sockets, received by Node's dgram. */
 import { createSocket, MAX_UDP_PAYLOAD, WskError, type UdpSocket } from '../../lib';
-import { openDescriptorCount, openReceiver, patterned, type Receiver } from './receiver';
+import { openUdpSocketCount, openReceiver, patterned, type Receiver } from './receiver';
 
 function expectSameDatagrams(received: Buffer[], sent: Uint8Array[]): void {
   expect(received.length).toBe(sent.length);
@@ -18,14 +18,14 @@ describe('UdpSocket over IPv4 loopback', () => {
   let descriptorsBefore: number;
 
   beforeEach(async () => {
-    descriptorsBefore = openDescriptorCount();
+    descriptorsBefore = openUdpSocketCount();
     receiver = await openReceiver('udp4');
     socket = createSocket('udp4');
   });
   afterEach(async () => {
     socket.close();
     await receiver.close();
-    expect(openDescriptorCount()).toBe(descriptorsBefore);
+    expect(openUdpSocketCount()).toBe(descriptorsBefore);
   });
 
   test.each([1, 64, 1024, 5000])('a batch of %i datagrams arrives whole and in order', async (count) => {

@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { openDescriptorCount, openReceiver } from './receiver';
+import { openUdpSocketCount, openReceiver } from './receiver';
 
 const entry = path.join(__dirname, 'fixtures', 'worker-send.js');
 
@@ -55,13 +55,13 @@ describe('worker threads', () => {
 
   test('a worker that exits with its socket open does not leak the descriptor', async () => {
     const receiver = await openReceiver('udp4');
-    const before = openDescriptorCount();
+    const before = openUdpSocketCount();
     try {
       const report = await runWorker({ port: receiver.port, count: 10, size: 20, tag: 1, leaveOpen: true });
       expect(report.result.datagrams).toBe(10);
       expect(report.fd).toBeGreaterThan(2);
       // The worker's environment is gone; its teardown closed the socket it left open.
-      expect(openDescriptorCount()).toBe(before);
+      expect(openUdpSocketCount()).toBe(before);
     } finally {
       await receiver.close();
     }
