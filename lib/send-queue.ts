@@ -66,6 +66,10 @@ export class SendQueue {
   readonly #onDrain: () => void;
   readonly #requests: Request[] = [];
   #polling = false;
+  /** A poll that could not start has scheduled the failure of every waiting request. */
+  #failing = false;
+  /** A flush is running: it reports the drain itself when it ends. */
+  #flushing = false;
   #pendingDatagrams = 0;
   #pendingBytes = 0;
   readonly #onWritable = (): void => this.#flush();
@@ -136,7 +140,8 @@ export class SendQueue {
     const requests = this.#requests.splice(0);
     this.#pendingDatagrams = 0;
     this.#pendingBytes = 0;
-    for (const request of requests) this.#finish(request, 0, '', true);
+    // A completion may cancel a later request of this group: #cancel finishes it then.
+    for (const request of requests) if (!request.done) this.#finish(request, 0, '', true);
   }
 
   #send(buffers: readonly Uint8Array[], layout: BatchLayout, first: number, firstWord: number,
@@ -149,7 +154,7 @@ export class SendQueue {
   }
 
   #startPolling(): void {
-    if (this.#polling) return;
+    if (this.#polling || this.#failing) return;
     const errno = this.#native.startPolling(this.#onWritable);
     if (errno === 0) {
       this.#polling = true;
@@ -157,12 +162,14 @@ export class SendQueue {
     }
     // Cannot wait for writability (the socket is gone): end every request with that error,
     // from the event loop, as a pending completion must.
+    this.#failing = true;
     process.nextTick(() => {
+      this.#failing = false;
       const requests = this.#requests.splice(0);
       this.#pendingDatagrams = 0;
       this.#pendingBytes = 0;
-      for (const request of requests) this.#finish(request, errno, 'poll', false);
-      this.#onDrain();
+      for (const request of requests) if (!request.done) this.#finish(request, errno, 'poll', false);
+      if (requests.length > 0) this.#onDrain();
     });
   }
 
@@ -174,6 +181,18 @@ export class SendQueue {
 
   /** Runs from the event loop when the socket is writable: sends from the head, in order. */
   #flush(): void {
+    this.#flushing = true;
+    try {
+      if (!this.#flushRequests()) return;
+    } finally {
+      this.#flushing = false;
+    }
+    this.#stopPolling();
+    this.#onDrain();
+  }
+
+  /** Sends from the head of the queue; true once the queue is empty. */
+  #flushRequests(): boolean {
     while (this.#requests.length > 0) {
       const head = this.#requests[0]!;
       const window = Math.min(FLUSH_WINDOW, head.count - head.next);
@@ -197,14 +216,13 @@ export class SendQueue {
       } else if (result.errno === 0) {
         continue; // the window went out whole; the next one may too
       } else if (isWouldBlock(result.errno)) {
-        return; // keep polling
+        return false; // keep polling
       } else {
         this.#dequeueHead();
         this.#finish(head, result.errno, result.syscall, false);
       }
     }
-    this.#stopPolling();
-    this.#onDrain();
+    return true;
   }
 
   #dequeueHead(): void {
@@ -216,11 +234,14 @@ export class SendQueue {
   #cancel(request: Request): boolean {
     if (request.done) return false;
     const index = this.#requests.indexOf(request);
-    this.#requests.splice(index, 1);
-    this.#pendingDatagrams -= request.count - request.next;
-    this.#pendingBytes -= request.totalBytes - request.bytesSent;
+    // Not in the queue: cancelAll or a poll failure has taken it out and is ending it.
+    if (index >= 0) {
+      this.#requests.splice(index, 1);
+      this.#pendingDatagrams -= request.count - request.next;
+      this.#pendingBytes -= request.totalBytes - request.bytesSent;
+    }
     this.#finish(request, 0, '', true);
-    if (this.#requests.length === 0) {
+    if (index >= 0 && this.#requests.length === 0 && !this.#flushing) {
       this.#stopPolling();
       this.#onDrain();
     }

@@ -232,12 +232,27 @@ Napi::Value UdpSocket::StopReading(const Napi::CallbackInfo& info) {
 }
 
 void UdpSocket::OnPoll(int status, int events) {
+  Napi::Env env = Env();
+  Napi::HandleScope scope(env);
+  // Keeps the JS object (and so this) alive across the callbacks, which may close the socket.
+  [[maybe_unused]] Napi::Object self = Value();
   // An error wakes both directions: the next send or receive reports it.
   if (want_writable_ && (status < 0 || (events & UV_WRITABLE) != 0)) {
     Invoke(on_writable_, status);
   }
   if (want_readable_ && (status < 0 || (events & UV_READABLE) != 0)) {
     Invoke(on_readable_, status);
+  }
+  if (status < 0 && poller_ != nullptr) {
+    // On POLLERR (a UDP socket with a pending ICMP error) libuv stops the handle itself:
+    // start it again for whatever still waits, or settle the stopped state.
+    if (want_writable_ || want_readable_) {
+      uv_poll_start(&poller_->handle,
+                    (want_writable_ ? UV_WRITABLE : 0) | (want_readable_ ? UV_READABLE : 0),
+                    OnPollEvent);
+    } else {
+      UpdatePolling(env);
+    }
   }
 }
 
