@@ -346,6 +346,7 @@ SocketAddress UdpSocket::AddressArgument(const Napi::CallbackInfo& info, size_t 
   if (!info[index].IsString()) ThrowType(env, "address must be a string");
   const std::string ip = info[index].As<Napi::String>().Utf8Value();
   if (ip.size() > 64) ThrowRange(env, "address is too long");
+  if (ip.find('\0') != std::string::npos) ThrowType(env, "address contains a NUL character");
   const uint16_t port = static_cast<uint16_t>(Uint32Argument(info, index + 1, "port", 65535));
   const uint32_t scope_id =
       Uint32Argument(info, index + 2, "scopeId", std::numeric_limits<uint32_t>::max());
@@ -428,17 +429,15 @@ Napi::Value UdpSocket::Descriptor(const Napi::CallbackInfo& info) {
                            handle_ == kInvalidSocket ? -1.0 : static_cast<double>(handle_));
 }
 
-const ByteRange& UdpSocket::ResolveBuffer(Napi::Env env, Napi::Array buffers, uint32_t index) {
-  if (state_->resolved_in[index] != state_->call_number) {
-    state_->buffers[index] = BufferArgument(env, buffers.Get(index));
-    state_->resolved_in[index] = state_->call_number;
-  }
-  return state_->buffers[index];
-}
-
 // Arguments: buffers, layout, first, firstWord, count. Only the datagrams [first, first + count)
 // and the buffers they use are read, so a queue that resumes a long batch pays for what it
 // sends, not for the whole batch again.
+//
+// Reading array elements may run JavaScript (getters, proxies) that could change or detach
+// what was read before. So the work goes in three phases: (0) the layout window is checked and
+// copied, no JavaScript; (1) the elements are fetched, JavaScript may run; (2) the data pointers
+// and lengths are taken and every range is checked against them, no JavaScript. A send started
+// from such JavaScript is refused (see SendGuard), so the scratch arrays stay ours.
 void UdpSocket::ReadBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsArray()) ThrowType(env, "buffers must be an array");
@@ -449,66 +448,96 @@ void UdpSocket::ReadBatch(const Napi::CallbackInfo& info) {
       Uint32Argument(info, 3, "firstWord", std::numeric_limits<uint32_t>::max());
   const uint32_t count = Uint32Argument(info, 4, "count", kMaxDatagramsPerCall);
   const size_t max_payload = kMaxPayload[family_ == IpFamily::kV6 ? 1 : 0];
+  const bool has_layout = !(info[1].IsNull() || info[1].IsUndefined());
 
-  std::vector<DatagramSpan>& spans = state_->spans;
-  std::vector<ByteRange>& ranges = state_->ranges;
-  spans.resize(count);
-  state_->span_words.resize(count + 1);
-  ranges.clear();
-  if (state_->resolved_in.size() < buffer_count) {
-    state_->resolved_in.resize(buffer_count, 0);
-    state_->buffers.resize(buffer_count);
+  EnvState& st = *state_;
+  st.spans.resize(count);
+  st.span_words.resize(count + 1);
+  st.ranges.clear();
+  if (st.resolved_in.size() < buffer_count) {
+    st.resolved_in.resize(buffer_count, 0);
+    st.values.resize(buffer_count);
   }
-  ++state_->call_number;
+  const uint64_t call = ++st.call_number;
 
-  if (info[1].IsNull() || info[1].IsUndefined()) {
-    // Datagram i is buffers[i], whole.
+  // Phase 0: the layout window, checked for shape and copied.
+  size_t window_words = 0;
+  if (!has_layout) {
+    // Datagram i is buffers[first + i], whole.
     if (first > buffer_count || count > buffer_count - first) {
       ThrowRange(env, "without a layout, first + count must not exceed buffers.length");
     }
-    ranges.resize(count);
+  } else {
+    if (!info[1].IsTypedArray() ||
+        info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
+      ThrowType(env, "layout must be a Uint32Array or null");
+    }
+    Napi::Uint32Array layout = info[1].As<Napi::Uint32Array>();
+    const uint32_t* words = layout.Data();
+    const size_t word_count = layout.ElementLength();
+    if (first_word > word_count) ThrowRange(env, "firstWord lies past the end of the layout");
+    size_t cursor = first_word;
+    for (uint32_t d = 0; d < count; ++d) {
+      if (cursor >= word_count) ThrowRange(env, "layout ends before the last datagram");
+      const uint32_t range_count = words[cursor++];
+      if (range_count > kMaxRangesPerDatagram) {
+        ThrowRange(env, "datagram " + std::to_string(first + d) +
+                            " has more than 1024 byte ranges");
+      }
+      // 3 words per range; compare without overflow.
+      if (range_count > (word_count - cursor) / 3) ThrowRange(env, "layout is truncated");
+      for (uint32_t r = 0; r < range_count; ++r, cursor += 3) {
+        if (words[cursor] >= buffer_count) {
+          ThrowRange(env, "layout names a buffer that does not exist");
+        }
+      }
+    }
+    window_words = cursor - first_word;
+    st.layout_copy.assign(words + first_word, words + cursor);
+  }
+
+  // Phase 1: fetch the elements the window uses. JavaScript may run here.
+  auto fetch = [&](uint32_t index) {
+    if (st.resolved_in[index] == call) return;
+    st.values[index] = buffers.Get(index);
+    st.resolved_in[index] = call;
+  };
+  if (!has_layout) {
+    for (uint32_t i = 0; i < count; ++i) fetch(first + i);
+  } else {
+    size_t cursor = 0;
+    for (uint32_t d = 0; d < count; ++d) {
+      const uint32_t range_count = st.layout_copy[cursor++];
+      for (uint32_t r = 0; r < range_count; ++r, cursor += 3) fetch(st.layout_copy[cursor]);
+    }
+  }
+
+  // Phase 2: pointers and lengths, taken now that no JavaScript will run before the send.
+  if (!has_layout) {
+    st.ranges.resize(count);
     for (uint32_t i = 0; i < count; ++i) {
-      ranges[i] = BufferArgument(env, buffers.Get(first + i));
-      if (ranges[i].length > max_payload) {
+      st.ranges[i] = BufferArgument(env, Napi::Value(env, st.values[first + i]));
+      if (st.ranges[i].length > max_payload) {
         ThrowRange(env, "datagram " + std::to_string(first + i) +
                             " is larger than a UDP payload");
       }
-      spans[i] = DatagramSpan{i, 1};
-      state_->span_words[i] = 0;
+      st.spans[i] = DatagramSpan{i, 1};
+      st.span_words[i] = 0;
     }
-    state_->span_words[count] = 0;
+    st.span_words[count] = 0;
     return;
   }
-
-  if (!info[1].IsTypedArray() ||
-      info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
-    ThrowType(env, "layout must be a Uint32Array or null");
-  }
-  Napi::Uint32Array layout = info[1].As<Napi::Uint32Array>();
-  const uint32_t* words = layout.Data();
-  const size_t word_count = layout.ElementLength();
-  if (first_word > word_count) ThrowRange(env, "firstWord lies past the end of the layout");
-
-  size_t cursor = first_word;
+  size_t cursor = 0;
   for (uint32_t d = 0; d < count; ++d) {
-    state_->span_words[d] = static_cast<uint32_t>(cursor);
-    if (cursor >= word_count) ThrowRange(env, "layout ends before the last datagram");
-    const uint32_t range_count = words[cursor++];
-    if (range_count > kMaxRangesPerDatagram) {
-      ThrowRange(env, "datagram " + std::to_string(first + d) +
-                          " has more than 1024 byte ranges");
-    }
-    // 3 words per range; compare without overflow.
-    if (range_count > (word_count - cursor) / 3) ThrowRange(env, "layout is truncated");
-    spans[d] = DatagramSpan{static_cast<uint32_t>(ranges.size()), range_count};
+    st.span_words[d] = static_cast<uint32_t>(first_word + cursor);
+    const uint32_t range_count = st.layout_copy[cursor++];
+    st.spans[d] = DatagramSpan{static_cast<uint32_t>(st.ranges.size()), range_count};
     size_t datagram_length = 0;
-    for (uint32_t r = 0; r < range_count; ++r) {
-      const uint32_t index = words[cursor];
-      const uint64_t offset = words[cursor + 1];
-      const uint64_t length = words[cursor + 2];
-      cursor += 3;
-      if (index >= buffer_count) ThrowRange(env, "layout names a buffer that does not exist");
-      const ByteRange& view = ResolveBuffer(env, buffers, index);
+    for (uint32_t r = 0; r < range_count; ++r, cursor += 3) {
+      const uint32_t index = st.layout_copy[cursor];
+      const uint64_t offset = st.layout_copy[cursor + 1];
+      const uint64_t length = st.layout_copy[cursor + 2];
+      const ByteRange view = BufferArgument(env, Napi::Value(env, st.values[index]));
       if (offset > view.length || length > view.length - offset) {
         ThrowRange(env, "byte range " + std::to_string(offset) + "+" + std::to_string(length) +
                             " lies outside buffer " + std::to_string(index));
@@ -518,11 +547,11 @@ void UdpSocket::ReadBatch(const Napi::CallbackInfo& info) {
         ThrowRange(env, "datagram " + std::to_string(first + d) +
                             " is larger than a UDP payload");
       }
-      ranges.push_back(ByteRange{view.data + offset, static_cast<size_t>(length)});
+      st.ranges.push_back(ByteRange{view.data + offset, static_cast<size_t>(length)});
     }
   }
   // Words after the window are not read: the queue sends long batches a window at a time.
-  state_->span_words[count] = static_cast<uint32_t>(cursor);
+  st.span_words[count] = static_cast<uint32_t>(first_word + window_words);
 }
 
 // Reads the optional controls object { sourceAddress, interfaceIndex, tos, ttl, segmentSize }.
@@ -556,7 +585,8 @@ bool UdpSocket::ControlsArgument(const Napi::CallbackInfo& info, size_t index,
     if (!source.IsString()) ThrowType(env, "controls.sourceAddress must be a string");
     const std::string ip = source.As<Napi::String>().Utf8Value();
     SocketAddress parsed;
-    if (ip.size() > 64 || MakeAddress(family_, ip.c_str(), 0, 0, &parsed) != 0) {
+    if (ip.size() > 64 || ip.find('\0') != std::string::npos ||
+        MakeAddress(family_, ip.c_str(), 0, 0, &parsed) != 0) {
       ThrowType(env, "controls.sourceAddress is not an IPv" +
                          std::to_string(static_cast<int>(family_)) + " literal");
     }
@@ -573,12 +603,20 @@ bool UdpSocket::ControlsArgument(const Napi::CallbackInfo& info, size_t index,
 // datagram starts (where a resumed send continues), 0 without a layout.
 Napi::Value UdpSocket::Send(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  ReadBatch(info);
+  // Getters on the arguments run JavaScript; a send from there would reuse the scratch arrays
+  // this call is filling, so it is refused.
+  if (state_->sending) ThrowType(env, "send was called again from inside a send's arguments");
+  struct SendGuard {
+    EnvState& state;
+    explicit SendGuard(EnvState& s) : state(s) { state.sending = true; }
+    ~SendGuard() { state.sending = false; }
+  } guard(*state_);
   SocketAddress destination;
   const bool connected = info[5].IsNull() || info[5].IsUndefined();
   if (!connected) destination = AddressArgument(info, 5);
   SendControls controls;
   const bool has_controls = ControlsArgument(info, 9, &controls);
+  ReadBatch(info);  // last: its final phase runs no JavaScript before the send below
 
   SendOutcome outcome;
   if (handle_ == kInvalidSocket) {

@@ -27,11 +27,13 @@ struct EnvState {
   std::vector<ByteRange> ranges;
   std::vector<DatagramSpan> spans;
   std::vector<uint32_t> span_words;  // layout word where each datagram of `spans` starts
-  // Buffers resolved in the current call: `resolved_in[i] == call_number` marks a valid
-  // `buffers[i]`, so a call only touches the buffers its datagrams use.
-  std::vector<ByteRange> buffers;
+  // Buffers fetched in the current call: `resolved_in[i] == call_number` marks a valid
+  // `values[i]`, so a call only touches the buffers its datagrams use.
+  std::vector<napi_value> values;
   std::vector<uint64_t> resolved_in;
   uint64_t call_number = 0;
+  std::vector<uint32_t> layout_copy;  // the layout window of the current call
+  bool sending = false;               // a send is reading its arguments or sending
   std::unordered_set<UdpSocket*> open_sockets;
   // Environment teardown (napi async cleanup hook): poll handles still closing.
   bool tearing_down = false;
@@ -92,7 +94,6 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
   // Reads the datagrams [first, first + count) into state_->spans/ranges; throws on any
   // out-of-bounds value.
   void ReadBatch(const Napi::CallbackInfo& info);
-  const ByteRange& ResolveBuffer(Napi::Env env, Napi::Array buffers, uint32_t index);
   int UpdatePolling(Napi::Env env);
   void Invoke(const Napi::FunctionReference& callback, int status);
 
