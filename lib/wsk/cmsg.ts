@@ -189,7 +189,9 @@ export function buildControlInfo(objects: readonly ControlObject[]): Uint8Array 
   if (!Array.isArray(objects)) throw new TypeError('buildControlInfo: objects is not an array');
   let total = 0;
   objects.forEach((object: unknown, i) => {
-    if (typeof object !== 'object' || object === null) throw new TypeError(`buildControlInfo: object ${i} is not an object`);
+    if (typeof object !== 'object' || object === null) {
+      throw new TypeError(`buildControlInfo: object ${i} is not an object`);
+    }
     const { level, type, data } = object as Partial<ControlObject>;
     if (!isInt(level)) throw new RangeError(`buildControlInfo: object ${i}: level ${String(level)} is not an INT`);
     if (!isInt(type)) throw new RangeError(`buildControlInfo: object ${i}: type ${String(type)} is not an INT`);
@@ -217,7 +219,10 @@ export function controlInt(level: number, type: number, value: number): ControlO
   return checkedObject('controlInt', level, type, data);
 }
 
-/** A control object whose data is one DWORD (4 bytes LE), e.g. UDP_SEND_MSG_SIZE. RangeError for a value outside 0..2^32-1. */
+/**
+ * A control object whose data is one DWORD (4 bytes LE), e.g. UDP_SEND_MSG_SIZE. RangeError for a
+ * value outside 0..2^32-1 or a level / type that is not an INT.
+ */
 export function controlDword(level: number, type: number, value: number): ControlObject {
   if (!isUlong(value)) throw new RangeError(`controlDword: value ${String(value)} is not a DWORD`);
   const data = new Uint8Array(4);
@@ -292,7 +297,7 @@ function fail(status: NTSTATUS, reason: string): Failure {
 function describe(value: unknown): string {
   if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') return String(value);
   if (value === null || value === undefined) return String(value);
-  if (typeof value === 'string') return 'a string';
+  if (typeof value === 'string') return value.length <= 40 ? `the string ${JSON.stringify(value)}` : 'a string';
   return `a value of type ${typeof value}`;
 }
 
@@ -480,7 +485,9 @@ function pktinfoControl(family: 4 | 6): ControlSpec {
         throw new TypeError(`${caller}: sourceAddress is not a string`);
       }
       const ifindex = interfaceIndex ?? 0;
-      if (!isUlong(ifindex)) throw new RangeError(`${caller}: interfaceIndex ${String(ifindex)} is not in 0..4294967295`);
+      if (!isUlong(ifindex)) {
+        throw new RangeError(`${caller}: interfaceIndex ${String(ifindex)} is not in 0..4294967295`);
+      }
       const address = sourceAddress ?? unspecified;
       return (family === 4 ? controlInPktinfo(address, ifindex) : controlIn6Pktinfo(address, ifindex)).data;
     },
@@ -507,7 +514,9 @@ const CONTROLS: readonly ControlSpec[] = [
     fields: ['segmentSize'],
     decode(data, out) {
       const value = data.getUint32(0, true);
-      if (value < 1 || value > MAX_SEGMENT_SIZE) return `UDP_SEND_MSG_SIZE value ${value} is not in 1..${MAX_SEGMENT_SIZE}`;
+      if (value < 1 || value > MAX_SEGMENT_SIZE) {
+        return `UDP_SEND_MSG_SIZE value ${value} is not in 1..${MAX_SEGMENT_SIZE}`;
+      }
       out.segmentSize = value;
       return null;
     },
@@ -564,13 +573,17 @@ export function translateControls(objects: CMSGHDR[], family: 4 | 6): TranslateC
 }
 
 function translate(objects: unknown, family: unknown): TranslateControlsResult {
-  if (family !== 4 && family !== 6) return fail(STATUS_INVALID_PARAMETER, `socket family ${describe(family)} is not 4 or 6`);
+  if (family !== 4 && family !== 6) {
+    return fail(STATUS_INVALID_PARAMETER, `socket family ${describe(family)} is not 4 or 6`);
+  }
   if (!Array.isArray(objects)) return fail(STATUS_INVALID_PARAMETER, 'control objects are not an array');
   const controls: SendControls = {};
   const seen = new Set<ControlSpec>();
   for (let i = 0; i < objects.length; i++) {
     const object: unknown = objects[i];
-    if (typeof object !== 'object' || object === null) return fail(STATUS_INVALID_PARAMETER, `object ${i} is not a CMSGHDR`);
+    if (typeof object !== 'object' || object === null) {
+      return fail(STATUS_INVALID_PARAMETER, `object ${i} is not a CMSGHDR`);
+    }
     const { cmsg_level: level, cmsg_type: type, data } = object as Partial<CMSGHDR>;
     if (!isInt(level) || !isInt(type) || !types.isUint8Array(data)) {
       return fail(STATUS_INVALID_PARAMETER, `object ${i} is not a CMSGHDR (INT level and type, Uint8Array data)`);
