@@ -15,7 +15,7 @@ export {
 export { WskError } from './errors';
 export type { AddressInfo, ReceivedDatagram, ReceiveOptions } from './receive';
 export type { SocketStats } from './binding';
-export { MAX_BATCH_DATAGRAMS, MAX_DATAGRAM_PIECES, MAX_UDP_PAYLOAD } from './transport';
+export { MAX_BATCH_DATAGRAMS, MAX_DATAGRAM_PIECES, MAX_UDP_PAYLOAD, type SendControls } from './transport';
 export * from './wsk';
 
 /** The batching system call of the loaded native build ("sendmmsg" on Linux). */

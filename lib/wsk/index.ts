@@ -42,3 +42,4 @@ export {
   type SOCKADDR_INET,
 } from './sockaddr';
 export { WskSendMessages } from './send-messages';
+export * from './cmsg';

@@ -4,8 +4,11 @@
  */
 
 import { types } from 'node:util';
-import type { BatchSender, Destination, RawSendResult, SendCompletion } from '../transport';
+import type {
+  BatchSender, Destination, RawSendResult, SendCompletion, SendControls,
+} from '../transport';
 import { buildBatch, type BuiltBatch, type WSK_BUF_LIST } from './buf';
+import { parseControlInfo, translateControls, type CMSGHDR } from './cmsg';
 import { IRP, IoCompleteRequest, IoSetCancelRoutine, type WSK_FAILURE_INFO } from './irp';
 import {
   STATUS_CANCELLED,
@@ -74,12 +77,15 @@ function isCount(value: unknown): value is number {
  *   STATUS_INVALID_PARAMETER WITHOUT touching it (there is nothing valid to complete).
  * - Otherwise the returned status is the one the IRP completed with, checked in this order:
  *   `Flags` not exactly 0 (reserved): STATUS_INVALID_PARAMETER. `ControlInfo` null/undefined
- *   with `ControlInfoLength` not 0, or given with length 0, a length above its byteLength or
- *   not a Uint8Array: STATUS_INVALID_PARAMETER; a valid non-empty `ControlInfo`:
- *   STATUS_NOT_SUPPORTED (control messages are a later issue). `Socket` closed or not a
- *   BatchSender: STATUS_INVALID_HANDLE (nothing is sent). `RemoteAddress` null with no connected
- *   remote: STATUS_INVALID_CONNECTION; a bad `RemoteAddress`: see `parseRemoteAddress`. A bad
- *   `BufferList`: see `buildBatch`. `sendLayout` throwing: STATUS_INVALID_PARAMETER.
+ *   with `ControlInfoLength` not 0, or a malformed CMSGHDR block: STATUS_INVALID_PARAMETER
+ *   (see `parseControlInfo`). `Socket` closed or not a BatchSender: STATUS_INVALID_HANDLE
+ *   (nothing is sent). A control the socket cannot apply: STATUS_NOT_SUPPORTED, a control
+ *   value out of range: STATUS_INVALID_PARAMETER (see `translateControls`). `RemoteAddress`
+ *   null with no connected remote: STATUS_INVALID_CONNECTION; a bad `RemoteAddress`: see
+ *   `parseRemoteAddress`. A bad `BufferList`: see `buildBatch`. `submit` throwing:
+ *   STATUS_INVALID_PARAMETER.
+ * - Control information (IP_PKTINFO, IP_TOS, IP_TTL, IP_ECN, their IPv6 equivalents and
+ *   UDP_SEND_MSG_SIZE) applies to every datagram of the call.
  * - All datagrams sent: STATUS_SUCCESS, `IoStatus.Information` = bytes sent.
  * - The OS refused a datagram: the errno's NTSTATUS (`ERRNO_TO_NTSTATUS`), with
  *   `IoStatus.Information` = the bytes of the datagrams sent before it (never more), and
@@ -125,25 +131,19 @@ function sendMessages(
 ): Outcome | null {
   if (Flags !== 0) return failed(STATUS_INVALID_PARAMETER, `Flags must be 0, got ${String(Flags)}`);
 
+  // Control information applies to every datagram. It is parsed here and translated once the
+  // socket's family is known, before anything is sent: a malformed or unsupported block sends
+  // nothing.
+  let controlObjects: CMSGHDR[] = [];
   if (ControlInfo === null || ControlInfo === undefined) {
     if (ControlInfoLength !== 0) {
       const length = String(ControlInfoLength);
       return failed(STATUS_INVALID_PARAMETER, `ControlInfoLength is ${length} but ControlInfo is NULL`);
     }
   } else {
-    if (!types.isUint8Array(ControlInfo)) return failed(STATUS_INVALID_PARAMETER, 'ControlInfo is not a Uint8Array');
-    // Windows' WSASendMsg rejects a non-NULL control buffer of length 0 too.
-    if (ControlInfoLength === 0) {
-      return failed(STATUS_INVALID_PARAMETER, 'ControlInfo is given but ControlInfoLength is 0');
-    }
-    if (!isCount(ControlInfoLength) || ControlInfoLength > ControlInfo.byteLength) {
-      return failed(
-        STATUS_INVALID_PARAMETER,
-        `ControlInfoLength ${String(ControlInfoLength)} does not fit ControlInfo (${ControlInfo.byteLength} bytes)`,
-      );
-    }
-    // Control messages (CMSGHDR codec) are a later issue.
-    return failed(STATUS_NOT_SUPPORTED, 'ControlInfo is not supported yet');
+    const parsed = parseControlInfo(ControlInfo, ControlInfoLength);
+    if (!parsed.ok) return failed(parsed.status, `ControlInfo: ${parsed.reason}`);
+    controlObjects = parsed.objects;
   }
 
   if (typeof Socket !== 'object' || Socket === null || typeof Socket.submit !== 'function') {
@@ -151,6 +151,13 @@ function sendMessages(
   }
   if (Socket.closed) return failed(STATUS_INVALID_HANDLE, 'Socket is closed');
   const family = Socket.family;
+
+  let controls: SendControls | undefined;
+  if (controlObjects.length > 0) {
+    const translated = translateControls(controlObjects, family);
+    if (!translated.ok) return failed(translated.status, `ControlInfo: ${translated.reason}`);
+    controls = translated.controls;
+  }
 
   let destination: Destination | null = null;
   if (RemoteAddress === null || RemoteAddress === undefined) {
@@ -170,7 +177,7 @@ function sendMessages(
   let submitted: ReturnType<BatchSender['submit']>;
   try {
     submitted = Socket.submit(batch.buffers, batch.layout, batch.datagramCount, batch.bytes,
-      destination, (completion) => complete(Irp, outcomeOf(completion, batch)));
+      destination, (completion) => complete(Irp, outcomeOf(completion, batch)), controls);
   } catch (error: unknown) {
     // Should not happen after the checks above; if it does, nothing was sent.
     return failed(STATUS_INVALID_PARAMETER, `the socket refused the batch: ${describe(error)}`);

@@ -4,7 +4,7 @@
  * `'pending'` makes the call wait; the test then ends it with `completeNext()`.
  */
 import type {
-  BatchLayout, BatchSender, Destination, PendingSend, RawSendResult, SendCompletion,
+  BatchLayout, BatchSender, Destination, PendingSend, RawSendResult, SendCompletion, SendControls,
 } from '../../lib/transport';
 
 export interface RecordedSend {
@@ -13,6 +13,7 @@ export interface RecordedSend {
   datagramCount: number;
   totalBytes: number;
   destination: Destination | null;
+  controls: SendControls | undefined;
 }
 
 export class FakeSender implements BatchSender {
@@ -35,8 +36,9 @@ export class FakeSender implements BatchSender {
     totalBytes: number,
     destination: Destination | null,
     onComplete: (completion: SendCompletion) => void,
+    controls?: SendControls,
   ): RawSendResult | PendingSend {
-    this.calls.push({ buffers: [...buffers], layout, datagramCount, totalBytes, destination });
+    this.calls.push({ buffers: [...buffers], layout, datagramCount, totalBytes, destination, controls });
     const next = this.script.shift();
     if (next instanceof Error) throw next;
     if (next === 'pending') {

@@ -7,6 +7,20 @@ import { WskSendMessages } from '../../lib/wsk/send-messages';
 import type { SOCKADDR } from '../../lib/wsk/sockaddr';
 import { FakeSender } from './fake-sender';
 
+// Control blocks written out by hand (Windows x64 WSACMSGHDR: len u64, level i32, type i32).
+function controlBlock(level: number, type: number, value: number): Uint8Array {
+  const block = new Uint8Array(24);
+  const view = new DataView(block.buffer);
+  view.setUint32(0, 20, true);
+  view.setInt32(8, level, true);
+  view.setInt32(12, type, true);
+  view.setInt32(16, value, true);
+  return block;
+}
+const TOS_CONTROL = controlBlock(0, 3, 0xb8); // IPPROTO_IP, IP_TOS
+const TCLASS_CONTROL = controlBlock(41, 39, 0xb8); // IPPROTO_IPV6, IPV6_TCLASS
+const UNKNOWN_CONTROL = controlBlock(0, 99, 1);
+
 const STATUS_SUCCESS = 0;
 const STATUS_PENDING = 0x103;
 const STATUS_UNSUCCESSFUL = 0xc0000001;
@@ -96,7 +110,9 @@ describe('WskSendMessages: parameter checks complete the IRP and send nothing', 
       STATUS_INVALID_PARAMETER,
       /ControlInfo/,
     ],
-    ['a valid ControlInfo', { control: new Uint8Array(24), controlLength: 24 }, STATUS_NOT_SUPPORTED, /ControlInfo/],
+    ['a zeroed ControlInfo (cmsg_len 0)', { control: new Uint8Array(24), controlLength: 24 }, STATUS_INVALID_PARAMETER, /ControlInfo/],
+    ['an unknown control', { control: UNKNOWN_CONTROL, controlLength: UNKNOWN_CONTROL.byteLength }, STATUS_NOT_SUPPORTED, /ControlInfo/],
+    ['an IPv6 control on an IPv4 socket', { control: TCLASS_CONTROL, controlLength: TCLASS_CONTROL.byteLength }, STATUS_NOT_SUPPORTED, /ControlInfo/],
     ['a closed socket', { socket: closed() }, STATUS_INVALID_HANDLE, /closed/],
     ['no RemoteAddress and no fixed remote', { remote: null }, STATUS_INVALID_CONNECTION, /RemoteAddress/],
     ['undefined RemoteAddress and no fixed remote', { remote: undefined }, STATUS_INVALID_CONNECTION, /RemoteAddress/],
@@ -117,10 +133,10 @@ describe('WskSendMessages: parameter checks complete the IRP and send nothing', 
     // Order: earlier checks win.
     ['bad Flags on a closed socket', { flags: 2, socket: closed() }, STATUS_INVALID_PARAMETER, /Flags/],
     [
-      'ControlInfo on a closed socket',
-      { control: new Uint8Array(24), controlLength: 24, socket: closed() },
-      STATUS_NOT_SUPPORTED,
-      /ControlInfo/,
+      'a supported ControlInfo on a closed socket',
+      { control: TOS_CONTROL, controlLength: TOS_CONTROL.byteLength, socket: closed() },
+      STATUS_INVALID_HANDLE,
+      /closed/,
     ],
     ['a closed socket and no remote', { socket: closed(), remote: null }, STATUS_INVALID_HANDLE, /closed/],
     ['a bad remote and a bad list', { remote: { family: 4 } as unknown as SOCKADDR, list: null }, STATUS_INVALID_PARAMETER, /RemoteAddress/],
@@ -167,6 +183,24 @@ describe('WskSendMessages: parameter checks complete the IRP and send nothing', 
 });
 
 describe('WskSendMessages: sending', () => {
+  it('control information reaches the socket as neutral controls for every datagram', () => {
+    const socket = new FakeSender(4);
+    const block = new Uint8Array(48);
+    block.set(TOS_CONTROL, 0);
+    block.set(controlBlock(0, 4, 9), 24); // IP_TTL 9
+    const irp = IoAllocateIrp();
+    const status = WskSendMessages(socket, datagrams(3), 0, TO, 48, block, irp);
+    expect(status).toBe(STATUS_SUCCESS);
+    expect(socket.calls).toHaveLength(1);
+    expect(socket.calls[0]?.controls).toEqual({ tos: 0xb8, ttl: 9 });
+  });
+
+  it('no control information gives no controls', () => {
+    const socket = new FakeSender(4);
+    expect(send({ socket }).status).toBe(STATUS_SUCCESS);
+    expect(socket.calls[0]?.controls).toBeUndefined();
+  });
+
   it('success: passes the batch through and completes with Information = bytes', async () => {
     const socket = new FakeSender(4);
     const a = new Uint8Array(10).fill(1);
