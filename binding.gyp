@@ -8,7 +8,7 @@
       "cflags_cc": ["-std=c++17", "-fexceptions", "-Wall", "-Wextra"],
       "cflags_cc!": ["-fno-exceptions"],
       "conditions": [
-        ["OS=='linux'", {"sources": ["native/os_socket_posix.cc", "native/send_linux.cc", "native/recv_linux.cc"]}]
+        ["OS=='linux'", {"sources": ["native/os_socket_posix.cc", "native/messages_posix.cc", "native/send_linux.cc", "native/send_posix.cc", "native/recv_linux.cc"]}]
       ]
     }
   ]

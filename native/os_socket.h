@@ -1,6 +1,6 @@
 // The small set of socket operations the addon needs, one implementation per OS family
-// (os_socket_posix.cc today). Every function returns 0 or the OS error code (errno, or a WSA
-// code on Windows); none throws and none knows about Node-API.
+// (os_socket_posix.cc, os_socket_win.cc). Every function returns 0 or the OS error code (errno,
+// or a WSA code on Windows); none throws and none knows about Node-API.
 #ifndef WSK_DGRAM_OS_SOCKET_H_
 #define WSK_DGRAM_OS_SOCKET_H_
 
@@ -12,6 +12,8 @@
 #include <ws2tcpip.h>
 #else
 #include <sys/socket.h>
+
+#include <cerrno>
 #endif
 
 namespace wsk {
@@ -20,10 +22,13 @@ namespace wsk {
 using SocketHandle = SOCKET;
 using SockLen = int;
 constexpr SocketHandle kInvalidSocket = INVALID_SOCKET;
+// The error the addon reports for a socket that is closed (or never opened).
+constexpr int kErrorBadHandle = WSAENOTSOCK;
 #else
 using SocketHandle = int;
 using SockLen = socklen_t;
 constexpr SocketHandle kInvalidSocket = -1;
+constexpr int kErrorBadHandle = EBADF;
 #endif
 
 // 4 or 6: the address families the addon speaks, independent of the OS's AF_* numbers.

@@ -32,6 +32,9 @@ struct DatagramSpan {
 struct SegmentationState {
   bool supported = false;     // probed when the socket opened
   uint32_t max_segments = 0;  // current limit; 0 once the kernel refused
+  // Largest segment the path took; a larger one (refused with EMSGSIZE: bigger than the MTU
+  // allows) goes out as a plain, fragmented datagram.
+  uint32_t max_segment_bytes = 65535;
   bool Active() const { return supported && max_segments > 1; }
 };
 
@@ -92,7 +95,11 @@ class SendBackend {
   virtual SegmentationState ProbeSegmentation(SocketHandle socket) = 0;
 };
 
+// The back-end of this platform (on Linux: sendmmsg, or the portable loop when the environment
+// variable WSK_DGRAM_BACKEND is "sendmsg").
 std::unique_ptr<SendBackend> CreateSendBackend();
+// The portable sendmsg loop (send_posix.cc), on POSIX systems.
+std::unique_ptr<SendBackend> CreatePortableSendBackend();
 
 }  // namespace wsk
 

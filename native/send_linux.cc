@@ -1,99 +1,14 @@
-// Linux back-end: sendmmsg(2) in calls of at most UIO_MAXIOV messages; with segmentation
-// offload, a run of equal-size datagrams becomes one message carrying a UDP_SEGMENT control
-// message (a GSO super-packet), which the kernel splits back into those datagrams.
-#include <netinet/in.h>
-#include <netinet/udp.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
-
-#include <algorithm>
+// Linux back-end: sendmmsg(2), in calls of at most UIO_MAXIOV messages, over the messages
+// MessageBuilder makes (GSO super-packets and cmsgs included).
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
-#include <vector>
 
+#include "messages_posix.h"
 #include "send.h"
-
-#ifndef UIO_MAXIOV
-#define UIO_MAXIOV 1024
-#endif
-#ifndef SOL_UDP
-#define SOL_UDP 17
-#endif
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT 103  // linux/udp.h, since 4.18
-#endif
 
 namespace wsk {
 namespace {
-
-// Linux 6.9 raised UDP_MAX_SEGMENTS from 64 to 128. Start high; a refusal of a larger
-// super-packet lowers the limit to the old one before giving up on segmentation.
-constexpr uint32_t kSegmentLimitRecent = 128;
-constexpr uint32_t kSegmentLimitOld = 64;
-
-// Room for every cmsg a message may carry: packet info (in6_pktinfo is the larger), TOS or
-// traffic class, TTL or hop limit, and the segment size.
-constexpr size_t kControlSpace = CMSG_SPACE(sizeof(in6_pktinfo)) + 2 * CMSG_SPACE(sizeof(int)) +
-                                 CMSG_SPACE(sizeof(uint16_t));
-struct ControlBuffer {
-  alignas(cmsghdr) unsigned char bytes[kControlSpace];
-};
-
-// Writes one cmsg at `offset` of a zeroed buffer and returns the offset of the next one. Built
-// by hand: glibc's CMSG_NXTHDR would inspect the next header before it exists.
-size_t AppendCmsg(unsigned char* buffer, size_t offset, int level, int type, const void* data,
-                  size_t length) {
-  auto* cmsg = reinterpret_cast<cmsghdr*>(buffer + offset);
-  cmsg->cmsg_level = level;
-  cmsg->cmsg_type = type;
-  cmsg->cmsg_len = CMSG_LEN(length);
-  std::memcpy(CMSG_DATA(cmsg), data, length);
-  return offset + CMSG_SPACE(length);
-}
-
-// The cmsgs common to every message of a call, in Linux form.
-size_t EncodeFixedControls(const SendControls& controls, IpFamily family, unsigned char* buffer) {
-  size_t offset = 0;
-  if (family == IpFamily::kV4) {
-    if (controls.has_source || controls.interface_index != 0) {
-      in_pktinfo info{};
-      info.ipi_ifindex = static_cast<int>(controls.interface_index);
-      // Linux takes the source from ipi_spec_dst; ipi_addr is ignored on send.
-      std::memcpy(&info.ipi_spec_dst, controls.source, 4);
-      offset = AppendCmsg(buffer, offset, IPPROTO_IP, IP_PKTINFO, &info, sizeof(info));
-    }
-    if (controls.tos >= 0) {
-      const int tos = controls.tos;
-      offset = AppendCmsg(buffer, offset, IPPROTO_IP, IP_TOS, &tos, sizeof(tos));
-    }
-    if (controls.ttl >= 0) {
-      const int ttl = controls.ttl;
-      offset = AppendCmsg(buffer, offset, IPPROTO_IP, IP_TTL, &ttl, sizeof(ttl));
-    }
-  } else {
-    if (controls.has_source || controls.interface_index != 0) {
-      in6_pktinfo info{};
-      std::memcpy(&info.ipi6_addr, controls.source, 16);
-      info.ipi6_ifindex = controls.interface_index;
-      offset = AppendCmsg(buffer, offset, IPPROTO_IPV6, IPV6_PKTINFO, &info, sizeof(info));
-    }
-    if (controls.tos >= 0) {
-      const int tclass = controls.tos;
-      offset = AppendCmsg(buffer, offset, IPPROTO_IPV6, IPV6_TCLASS, &tclass, sizeof(tclass));
-    }
-    if (controls.ttl >= 0) {
-      const int hops = controls.ttl;
-      offset = AppendCmsg(buffer, offset, IPPROTO_IPV6, IPV6_HOPLIMIT, &hops, sizeof(hops));
-    }
-  }
-  return offset;
-}
-
-bool IsSegmentationRefusal(int error) {
-  // EIO: the egress device cannot checksum-offload; EINVAL: segment size or count out of the
-  // kernel's limits; ENOPROTOOPT/EOPNOTSUPP: no UDP GSO at all.
-  return error == EIO || error == EINVAL || error == ENOPROTOOPT || error == EOPNOTSUPP;
-}
 
 class SendmmsgBackend final : public SendBackend {
  public:
@@ -101,19 +16,21 @@ class SendmmsgBackend final : public SendBackend {
     SendOutcome outcome;
     size_t next = 0;
     while (next < batch.datagram_count) {
-      const size_t message_count = Prepare(batch, next);
+      const size_t message_count = builder_.Prepare(batch, next, UIO_MAXIOV);
       int sent;
       do {
-        sent = sendmmsg(socket, messages_.data(), static_cast<unsigned int>(message_count), 0);
+        sent = sendmmsg(socket, builder_.slots(), static_cast<unsigned int>(message_count), 0);
         ++outcome.syscalls;
       } while (sent < 0 && errno == EINTR);
       if (sent <= 0) {
         const int error = sent < 0 ? errno : EAGAIN;
-        // The kernel reports an error only when the first message of the call failed.
-        if (message_datagrams_[0] > 1 && batch.segmentation != nullptr &&
-            IsSegmentationRefusal(error)) {
-          LowerSegmentation(*batch.segmentation, message_datagrams_[0]);
-          continue;  // resend from `next`; bounded: each refusal lowers the limit for good
+        // The kernel reports an error only when the first message of the call failed. A
+        // refused super-packet lowers what the socket tries and is sent again; bounded: each
+        // refusal lowers a limit for good.
+        if (builder_.datagrams_in(0) > 1 && batch.segmentation != nullptr &&
+            LowerSegmentation(*batch.segmentation, error, builder_.datagrams_in(0),
+                              builder_.segment_bytes(0))) {
+          continue;
         }
         // Belongs to datagram `next`. (0 cannot happen for a non-empty call; treat it as
         // "would block" rather than loop.)
@@ -122,9 +39,10 @@ class SendmmsgBackend final : public SendBackend {
         return outcome;
       }
       // A super-packet is all or nothing: a sent message counts all of its datagrams.
+      MessageSlot* slots = builder_.slots();
       for (int i = 0; i < sent; ++i) {
-        outcome.bytes += messages_[i].msg_len;
-        outcome.datagrams += message_datagrams_[i];
+        outcome.bytes += slots[i].msg_len;
+        outcome.datagrams += builder_.datagrams_in(static_cast<size_t>(i));
       }
       outcome.messages += static_cast<size_t>(sent);
       next = outcome.datagrams;
@@ -137,158 +55,21 @@ class SendmmsgBackend final : public SendBackend {
   const char* Name() const override { return "sendmmsg"; }
 
   SegmentationState ProbeSegmentation(SocketHandle socket) override {
-    // Setting the socket-wide segment size succeeds only where the kernel has UDP GSO; reset it
-    // at once, since each message carries its own size.
-    SegmentationState state;
-    int size = 1200;
-    if (setsockopt(socket, SOL_UDP, UDP_SEGMENT, &size, sizeof(size)) == 0) {
-      size = 0;
-      setsockopt(socket, SOL_UDP, UDP_SEGMENT, &size, sizeof(size));
-      state.supported = true;
-      state.max_segments = kSegmentLimitRecent;
-    }
-    return state;
+    return wsk::ProbeSegmentation(socket);
   }
 
  private:
-  static void LowerSegmentation(SegmentationState& state, uint32_t refused_segments) {
-    state.max_segments = refused_segments > kSegmentLimitOld ? kSegmentLimitOld : 0;
-  }
-
-  // How many datagrams from `first` go out as one message: a run of equal sizes (the last may
-  // be shorter) within the segment limit, the payload limit and UIO_MAXIOV ranges.
-  static uint32_t RunLength(const SendBatch& batch, size_t first) {
-    const SegmentationState* seg = batch.segmentation;
-    if (seg == nullptr || !seg->Active()) return 1;
-    // An explicit segment size makes each datagram its own super-packet.
-    if (batch.controls != nullptr && batch.controls->segment_size != 0) return 1;
-    const DatagramSpan& head = batch.datagrams[first];
-    const size_t size = SpanLength(batch, head);
-    if (size == 0) return 1;
-    size_t total = size;
-    size_t ranges = head.range_count;
-    uint32_t count = 1;
-    for (size_t i = first + 1; i < batch.datagram_count && count < seg->max_segments; ++i) {
-      const DatagramSpan& span = batch.datagrams[i];
-      const size_t length = SpanLength(batch, span);
-      if (length == 0 || length > size || total + length > batch.max_payload ||
-          ranges + span.range_count > UIO_MAXIOV) {
-        break;
-      }
-      total += length;
-      ranges += span.range_count;
-      ++count;
-      if (length < size) break;  // a shorter segment ends the super-packet
-    }
-    return count;
-  }
-
-  static size_t SpanLength(const SendBatch& batch, const DatagramSpan& span) {
-    size_t length = 0;
-    for (uint32_t r = 0; r < span.range_count; ++r) length += batch.ranges[span.first_range + r].length;
-    return length;
-  }
-
-  // Fills messages_ for one sendmmsg call starting at datagram `first`; returns the message
-  // count. The vectors only grow, so the hot path allocates nothing once warm.
-  size_t Prepare(const SendBatch& batch, size_t first) {
-    sockaddr* name = nullptr;
-    socklen_t name_length = 0;
-    if (batch.destination != nullptr) {
-      name = const_cast<sockaddr*>(
-          reinterpret_cast<const sockaddr*>(&batch.destination->storage));
-      name_length = batch.destination->length;
-    }
-    fixed_control_length_ = 0;
-    if (batch.controls != nullptr) {
-      std::memset(fixed_control_, 0, sizeof(fixed_control_));
-      fixed_control_length_ = EncodeFixedControls(*batch.controls, batch.family, fixed_control_);
-    }
-    const uint32_t explicit_segment =
-        batch.controls != nullptr ? batch.controls->segment_size : 0;
-
-    // First pass: group datagrams into messages and size the scratch arrays.
-    message_datagrams_.clear();
-    size_t range_total = 0;
-    size_t datagram = first;
-    while (datagram < batch.datagram_count && message_datagrams_.size() < UIO_MAXIOV) {
-      const uint32_t run = RunLength(batch, datagram);
-      message_datagrams_.push_back(run);
-      for (uint32_t i = 0; i < run; ++i) range_total += batch.datagrams[datagram + i].range_count;
-      datagram += run;
-    }
-    const size_t count = message_datagrams_.size();
-    if (messages_.size() < count) messages_.resize(count);
-    if (controls_.size() < count) controls_.resize(count);
-    if (iovecs_.size() < range_total) iovecs_.resize(range_total);
-
-    // Second pass: fill headers and iovecs.
-    size_t iov_index = 0;
-    datagram = first;
-    for (size_t m = 0; m < count; ++m) {
-      const uint32_t run = message_datagrams_[m];
-      iovec* iov = iovecs_.data() + iov_index;
-      size_t iov_count = 0;
-      size_t segment_size = 0;
-      size_t message_length = 0;
-      for (uint32_t i = 0; i < run; ++i) {
-        const DatagramSpan& span = batch.datagrams[datagram + i];
-        size_t length = 0;
-        for (uint32_t r = 0; r < span.range_count; ++r) {
-          const ByteRange& range = batch.ranges[span.first_range + r];
-          iov[iov_count].iov_base = const_cast<uint8_t*>(range.data);
-          iov[iov_count].iov_len = range.length;
-          length += range.length;
-          ++iov_count;
-        }
-        if (i == 0) segment_size = length;
-        message_length += length;
-      }
-      iov_index += iov_count;
-      datagram += run;
-
-      msghdr& header = messages_[m].msg_hdr;
-      header.msg_name = name;
-      header.msg_namelen = name_length;
-      header.msg_iov = iov_count > 0 ? iov : nullptr;
-      header.msg_iovlen = iov_count;
-      header.msg_flags = 0;
-      messages_[m].msg_len = 0;
-      // UDP_SEGMENT only where there is more than one segment (a lone one gains nothing).
-      uint16_t segment = 0;
-      if (explicit_segment != 0) {
-        if (message_length > explicit_segment) segment = static_cast<uint16_t>(explicit_segment);
-      } else if (run > 1) {
-        segment = static_cast<uint16_t>(segment_size);
-      }
-      if (segment == 0 && fixed_control_length_ == 0) {
-        header.msg_control = nullptr;
-        header.msg_controllen = 0;
-        continue;
-      }
-      ControlBuffer& control = controls_[m];
-      std::memset(control.bytes, 0, sizeof(control.bytes));
-      std::memcpy(control.bytes, fixed_control_, fixed_control_length_);
-      size_t length = fixed_control_length_;
-      if (segment != 0) {
-        length = AppendCmsg(control.bytes, length, SOL_UDP, UDP_SEGMENT, &segment, sizeof(segment));
-      }
-      header.msg_control = control.bytes;
-      header.msg_controllen = length;
-    }
-    return count;
-  }
-
-  alignas(cmsghdr) unsigned char fixed_control_[kControlSpace];
-  size_t fixed_control_length_ = 0;
-  std::vector<mmsghdr> messages_;
-  std::vector<uint32_t> message_datagrams_;
-  std::vector<ControlBuffer> controls_;
-  std::vector<iovec> iovecs_;
+  MessageBuilder builder_;
 };
 
 }  // namespace
 
-std::unique_ptr<SendBackend> CreateSendBackend() { return std::make_unique<SendmmsgBackend>(); }
+std::unique_ptr<SendBackend> CreateSendBackend() {
+  // WSK_DGRAM_BACKEND=sendmsg selects the portable loop (send_posix.cc) at load time, so the
+  // whole test suite can run on it here too.
+  const char* choice = std::getenv("WSK_DGRAM_BACKEND");
+  if (choice != nullptr && std::strcmp(choice, "sendmsg") == 0) return CreatePortableSendBackend();
+  return std::make_unique<SendmmsgBackend>();
+}
 
 }  // namespace wsk

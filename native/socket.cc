@@ -138,7 +138,7 @@ int UdpSocket::UpdatePolling(Napi::Env env) {
     }
     return 0;
   }
-  if (handle_ == kInvalidSocket) return EBADF;
+  if (handle_ == kInvalidSocket) return kErrorBadHandle;
   if (async_context_ == nullptr) {
     napi_async_init(env, Value(), Napi::String::New(env, "wsk-dgram:socket"), &async_context_);
   }
@@ -150,7 +150,7 @@ int UdpSocket::UpdatePolling(Napi::Env env) {
     if (result != 0) {
       delete poller_;
       poller_ = nullptr;
-      return -result;  // libuv errors are -errno on POSIX
+      return -result;  // libuv errors: -errno on POSIX, -UV_E* (a libuv code) on Windows
     }
     poller_->handle.data = poller_;
   }
@@ -199,7 +199,7 @@ int UdpSocket::CloseHandle() {
 Napi::Value UdpSocket::StartPolling(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsFunction()) ThrowType(env, "onWritable must be a function");
-  if (handle_ == kInvalidSocket) return Napi::Number::New(env, EBADF);
+  if (handle_ == kInvalidSocket) return Napi::Number::New(env, kErrorBadHandle);
   on_writable_.Reset(info[0].As<Napi::Function>(), 1);
   want_writable_ = true;
   const int error = UpdatePolling(env);
@@ -217,7 +217,7 @@ Napi::Value UdpSocket::StopPolling(const Napi::CallbackInfo& info) {
 Napi::Value UdpSocket::StartReading(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsFunction()) ThrowType(env, "onReadable must be a function");
-  if (handle_ == kInvalidSocket) return Napi::Number::New(env, EBADF);
+  if (handle_ == kInvalidSocket) return Napi::Number::New(env, kErrorBadHandle);
   on_readable_.Reset(info[0].As<Napi::Function>(), 1);
   want_readable_ = true;
   const int error = UpdatePolling(env);
@@ -274,7 +274,7 @@ void UdpSocket::Invoke(const Napi::FunctionReference& callback, int status) {
 // enableReceiveInfo(gro) -> errno
 Napi::Value UdpSocket::EnableReceiveInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (handle_ == kInvalidSocket) return Napi::Number::New(env, EBADF);
+  if (handle_ == kInvalidSocket) return Napi::Number::New(env, kErrorBadHandle);
   const bool gro = info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value();
   return Napi::Number::New(env, wsk::EnableReceiveInfo(handle_, family_, gro));
 }
@@ -294,7 +294,7 @@ Napi::Value UdpSocket::Receive(const Napi::CallbackInfo& info) {
   if (static_cast<uint64_t>(slot_size) * max_datagrams > arena.ByteLength()) {
     ThrowRange(env, "the arena is smaller than slotSize * maxDatagrams");
   }
-  if (handle_ == kInvalidSocket) return Napi::Number::New(env, EBADF);
+  if (handle_ == kInvalidSocket) return Napi::Number::New(env, kErrorBadHandle);
   std::vector<ReceivedDatagram> datagrams;
   if (int error = ReceiveDatagrams(handle_, arena.Data(), slot_size, max_datagrams, &datagrams)) {
     return Napi::Number::New(env, error);
@@ -360,25 +360,25 @@ SocketAddress UdpSocket::AddressArgument(const Napi::CallbackInfo& info, size_t 
 
 Napi::Value UdpSocket::Bind(const Napi::CallbackInfo& info) {
   const SocketAddress address = AddressArgument(info, 0);
-  if (handle_ == kInvalidSocket) return Napi::Number::New(info.Env(), EBADF);
+  if (handle_ == kInvalidSocket) return Napi::Number::New(info.Env(), kErrorBadHandle);
   return Napi::Number::New(info.Env(), BindSocket(handle_, address));
 }
 
 Napi::Value UdpSocket::Connect(const Napi::CallbackInfo& info) {
   const SocketAddress address = AddressArgument(info, 0);
-  if (handle_ == kInvalidSocket) return Napi::Number::New(info.Env(), EBADF);
+  if (handle_ == kInvalidSocket) return Napi::Number::New(info.Env(), kErrorBadHandle);
   return Napi::Number::New(info.Env(), ConnectSocket(handle_, address));
 }
 
 Napi::Value UdpSocket::LocalAddress(const Napi::CallbackInfo& info) {
-  if (handle_ == kInvalidSocket) return Napi::Number::New(info.Env(), EBADF);
+  if (handle_ == kInvalidSocket) return Napi::Number::New(info.Env(), kErrorBadHandle);
   SocketAddress address;
   if (int error = GetLocalAddress(handle_, &address)) return Napi::Number::New(info.Env(), error);
   return AddressObject(info.Env(), address);
 }
 
 Napi::Value UdpSocket::RemoteAddress(const Napi::CallbackInfo& info) {
-  if (handle_ == kInvalidSocket) return Napi::Number::New(info.Env(), EBADF);
+  if (handle_ == kInvalidSocket) return Napi::Number::New(info.Env(), kErrorBadHandle);
   SocketAddress address;
   if (int error = GetRemoteAddress(handle_, &address)) {
     return Napi::Number::New(info.Env(), error);
@@ -388,13 +388,13 @@ Napi::Value UdpSocket::RemoteAddress(const Napi::CallbackInfo& info) {
 
 Napi::Value UdpSocket::SetSendBufferSize(const Napi::CallbackInfo& info) {
   const uint32_t bytes = Uint32Argument(info, 0, "size", std::numeric_limits<int>::max());
-  if (handle_ == kInvalidSocket) return Napi::Number::New(info.Env(), EBADF);
+  if (handle_ == kInvalidSocket) return Napi::Number::New(info.Env(), kErrorBadHandle);
   return Napi::Number::New(info.Env(), wsk::SetSendBufferSize(handle_, static_cast<int>(bytes)));
 }
 
 // Returns the size in bytes, or -errno.
 Napi::Value UdpSocket::GetSendBufferSize(const Napi::CallbackInfo& info) {
-  if (handle_ == kInvalidSocket) return Napi::Number::New(info.Env(), -EBADF);
+  if (handle_ == kInvalidSocket) return Napi::Number::New(info.Env(), -kErrorBadHandle);
   int bytes = 0;
   if (int error = wsk::GetSendBufferSize(handle_, &bytes)) {
     return Napi::Number::New(info.Env(), -error);
@@ -620,7 +620,7 @@ Napi::Value UdpSocket::Send(const Napi::CallbackInfo& info) {
 
   SendOutcome outcome;
   if (handle_ == kInvalidSocket) {
-    outcome.error = EBADF;
+    outcome.error = kErrorBadHandle;
     outcome.syscall = state_->backend->Name();
   } else {
     const bool segment = info[8].IsBoolean() && info[8].As<Napi::Boolean>().Value();

@@ -1,0 +1,231 @@
+// Message building shared by the POSIX back-ends (send_linux.cc: sendmmsg; send_posix.cc:
+// a sendmsg loop): datagrams to msghdrs over the caller's memory, runs of equal size to
+// UDP_SEGMENT super-packets where the OS has it, and control information to cmsgs.
+#include "messages_posix.h"
+
+#include <netinet/in.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace wsk {
+namespace {
+
+// Writes one cmsg at `offset` of a zeroed buffer and returns the offset of the next one. Built
+// by hand: glibc's CMSG_NXTHDR would inspect the next header before it exists.
+size_t AppendCmsg(unsigned char* buffer, size_t offset, int level, int type, const void* data,
+                  size_t length) {
+  auto* cmsg = reinterpret_cast<cmsghdr*>(buffer + offset);
+  cmsg->cmsg_level = level;
+  cmsg->cmsg_type = type;
+  cmsg->cmsg_len = CMSG_LEN(length);
+  std::memcpy(CMSG_DATA(cmsg), data, length);
+  return offset + CMSG_SPACE(length);
+}
+
+// The cmsgs common to every message of a call, in Linux form.
+size_t EncodeFixedControls(const SendControls& controls, IpFamily family, unsigned char* buffer) {
+  size_t offset = 0;
+  if (family == IpFamily::kV4) {
+    if (controls.has_source || controls.interface_index != 0) {
+      in_pktinfo info{};
+      info.ipi_ifindex = static_cast<int>(controls.interface_index);
+      // Linux takes the source from ipi_spec_dst; ipi_addr is ignored on send.
+      std::memcpy(&info.ipi_spec_dst, controls.source, 4);
+      offset = AppendCmsg(buffer, offset, IPPROTO_IP, IP_PKTINFO, &info, sizeof(info));
+    }
+    if (controls.tos >= 0) {
+      const int tos = controls.tos;
+      offset = AppendCmsg(buffer, offset, IPPROTO_IP, IP_TOS, &tos, sizeof(tos));
+    }
+    if (controls.ttl >= 0) {
+      const int ttl = controls.ttl;
+      offset = AppendCmsg(buffer, offset, IPPROTO_IP, IP_TTL, &ttl, sizeof(ttl));
+    }
+  } else {
+    if (controls.has_source || controls.interface_index != 0) {
+      in6_pktinfo info{};
+      std::memcpy(&info.ipi6_addr, controls.source, 16);
+      info.ipi6_ifindex = controls.interface_index;
+      offset = AppendCmsg(buffer, offset, IPPROTO_IPV6, IPV6_PKTINFO, &info, sizeof(info));
+    }
+    if (controls.tos >= 0) {
+      const int tclass = controls.tos;
+      offset = AppendCmsg(buffer, offset, IPPROTO_IPV6, IPV6_TCLASS, &tclass, sizeof(tclass));
+    }
+    if (controls.ttl >= 0) {
+      const int hops = controls.ttl;
+      offset = AppendCmsg(buffer, offset, IPPROTO_IPV6, IPV6_HOPLIMIT, &hops, sizeof(hops));
+    }
+  }
+  return offset;
+}
+
+}  // namespace
+
+
+SegmentationState ProbeSegmentation(SocketHandle socket) {
+  SegmentationState state;
+#ifdef UDP_SEGMENT
+  // Setting the socket-wide segment size succeeds only where the kernel has UDP GSO; reset it
+  // at once, since each message carries its own size.
+  int size = 1200;
+  if (setsockopt(socket, SOL_UDP, UDP_SEGMENT, &size, sizeof(size)) == 0) {
+    size = 0;
+    setsockopt(socket, SOL_UDP, UDP_SEGMENT, &size, sizeof(size));
+    state.supported = true;
+    state.max_segments = kSegmentLimitRecent;
+  }
+#else
+  (void)socket;
+#endif
+  return state;
+}
+
+bool LowerSegmentation(SegmentationState& state, int error, uint32_t segments,
+                       uint32_t segment_bytes) {
+  if (error == EMSGSIZE) {
+    // Kernels since 2024 say EMSGSIZE (before: EINVAL) for a segment over the path MTU.
+    if (segment_bytes <= 1 || segment_bytes > state.max_segment_bytes) return false;
+    state.max_segment_bytes = segment_bytes - 1;
+    return true;
+  }
+  if (error == EINVAL && segments > kSegmentLimitOld && state.max_segments > kSegmentLimitOld) {
+    state.max_segments = kSegmentLimitOld;
+    return true;
+  }
+  if (error == EIO || error == EINVAL || error == ENOPROTOOPT || error == EOPNOTSUPP) {
+    state.max_segments = 0;
+    return true;
+  }
+  return false;
+}
+
+// How many datagrams from `first` go out as one message: a run of equal sizes (the last may
+// be shorter) within the segment limit, the payload limit and UIO_MAXIOV ranges.
+uint32_t MessageBuilder::RunLength(const SendBatch& batch, size_t first) {
+  const SegmentationState* seg = batch.segmentation;
+  if (seg == nullptr || !seg->Active()) return 1;
+  // An explicit segment size makes each datagram its own super-packet.
+  if (batch.controls != nullptr && batch.controls->segment_size != 0) return 1;
+  const DatagramSpan& head = batch.datagrams[first];
+  const size_t size = SpanLength(batch, head);
+  if (size == 0 || size > seg->max_segment_bytes) return 1;
+  size_t total = size;
+  size_t ranges = head.range_count;
+  uint32_t count = 1;
+  for (size_t i = first + 1; i < batch.datagram_count && count < seg->max_segments; ++i) {
+    const DatagramSpan& span = batch.datagrams[i];
+    const size_t length = SpanLength(batch, span);
+    if (length == 0 || length > size || total + length > batch.max_payload ||
+        ranges + span.range_count > UIO_MAXIOV) {
+      break;
+    }
+    total += length;
+    ranges += span.range_count;
+    ++count;
+    if (length < size) break;  // a shorter segment ends the super-packet
+  }
+  return count;
+}
+
+size_t MessageBuilder::SpanLength(const SendBatch& batch, const DatagramSpan& span) {
+  size_t length = 0;
+  for (uint32_t r = 0; r < span.range_count; ++r) length += batch.ranges[span.first_range + r].length;
+  return length;
+}
+
+size_t MessageBuilder::Prepare(const SendBatch& batch, size_t first, size_t max_messages) {
+  sockaddr* name = nullptr;
+  socklen_t name_length = 0;
+  if (batch.destination != nullptr) {
+    name = const_cast<sockaddr*>(
+        reinterpret_cast<const sockaddr*>(&batch.destination->storage));
+    name_length = batch.destination->length;
+  }
+  fixed_control_length_ = 0;
+  if (batch.controls != nullptr) {
+    std::memset(fixed_control_.bytes, 0, sizeof(fixed_control_.bytes));
+    fixed_control_length_ =
+        EncodeFixedControls(*batch.controls, batch.family, fixed_control_.bytes);
+  }
+  const uint32_t explicit_segment =
+      batch.controls != nullptr ? batch.controls->segment_size : 0;
+
+  // First pass: group datagrams into messages and size the scratch arrays.
+  message_datagrams_.clear();
+  size_t range_total = 0;
+  size_t datagram = first;
+  while (datagram < batch.datagram_count && message_datagrams_.size() < max_messages) {
+    const uint32_t run = RunLength(batch, datagram);
+    message_datagrams_.push_back(run);
+    for (uint32_t i = 0; i < run; ++i) range_total += batch.datagrams[datagram + i].range_count;
+    datagram += run;
+  }
+  const size_t count = message_datagrams_.size();
+  if (messages_.size() < count) messages_.resize(count);
+  if (controls_.size() < count) controls_.resize(count);
+  if (message_segment_bytes_.size() < count) message_segment_bytes_.resize(count);
+  if (iovecs_.size() < range_total) iovecs_.resize(range_total);
+
+  // Second pass: fill headers and iovecs.
+  size_t iov_index = 0;
+  datagram = first;
+  for (size_t m = 0; m < count; ++m) {
+    const uint32_t run = message_datagrams_[m];
+    iovec* iov = iovecs_.data() + iov_index;
+    size_t iov_count = 0;
+    size_t segment_size = 0;
+    size_t message_length = 0;
+    for (uint32_t i = 0; i < run; ++i) {
+      const DatagramSpan& span = batch.datagrams[datagram + i];
+      size_t length = 0;
+      for (uint32_t r = 0; r < span.range_count; ++r) {
+        const ByteRange& range = batch.ranges[span.first_range + r];
+        iov[iov_count].iov_base = const_cast<uint8_t*>(range.data);
+        iov[iov_count].iov_len = range.length;
+        length += range.length;
+        ++iov_count;
+      }
+      if (i == 0) segment_size = length;
+      message_length += length;
+    }
+    iov_index += iov_count;
+    datagram += run;
+
+    msghdr& header = messages_[m].msg_hdr;
+    header.msg_name = name;
+    header.msg_namelen = name_length;
+    header.msg_iov = iov_count > 0 ? iov : nullptr;
+    header.msg_iovlen = iov_count;
+    header.msg_flags = 0;
+    messages_[m].msg_len = 0;
+    // UDP_SEGMENT only where there is more than one segment (a lone one gains nothing).
+    uint16_t segment = 0;
+    if (explicit_segment != 0) {
+      if (message_length > explicit_segment) segment = static_cast<uint16_t>(explicit_segment);
+    } else if (run > 1) {
+      segment = static_cast<uint16_t>(segment_size);
+    }
+    message_segment_bytes_[m] = run > 1 ? static_cast<uint32_t>(segment_size) : 0;
+    if (segment == 0 && fixed_control_length_ == 0) {
+      header.msg_control = nullptr;
+      header.msg_controllen = 0;
+      continue;
+    }
+    ControlBuffer& control = controls_[m];
+    std::memset(control.bytes, 0, sizeof(control.bytes));
+    std::memcpy(control.bytes, fixed_control_.bytes, fixed_control_length_);
+    size_t length = fixed_control_length_;
+#ifdef UDP_SEGMENT
+    if (segment != 0) {
+      length = AppendCmsg(control.bytes, length, SOL_UDP, UDP_SEGMENT, &segment, sizeof(segment));
+    }
+#endif
+    header.msg_control = control.bytes;
+    header.msg_controllen = length;
+  }
+  return count;
+}
+
+}  // namespace wsk

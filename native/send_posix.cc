@@ -1,0 +1,70 @@
+// Portable POSIX back-end: one sendmsg(2) per message, for systems without sendmmsg (macOS,
+// the BSDs). On Linux it is selected with WSK_DGRAM_BACKEND=sendmsg so that the whole suite,
+// and an equivalence test, run on it too. Messages come from the same MessageBuilder as the
+// sendmmsg back-end (super-packets only where the OS has UDP_SEGMENT).
+#include <cerrno>
+
+#include "messages_posix.h"
+#include "send.h"
+
+namespace wsk {
+namespace {
+
+// Messages prepared at a time: bounds the scratch arrays, not the batch.
+constexpr size_t kMessagesPerRound = 64;
+
+class SendmsgBackend final : public SendBackend {
+ public:
+  SendOutcome Send(SocketHandle socket, const SendBatch& batch) override {
+    SendOutcome outcome;
+    size_t next = 0;
+    while (next < batch.datagram_count) {
+      const size_t message_count = builder_.Prepare(batch, next, kMessagesPerRound);
+      MessageSlot* slots = builder_.slots();
+      for (size_t m = 0; m < message_count; ++m) {
+        ssize_t sent;
+        do {
+          sent = sendmsg(socket, &slots[m].msg_hdr, 0);
+          ++outcome.syscalls;
+        } while (sent < 0 && errno == EINTR);
+        if (sent < 0) {
+          const int error = errno;
+          if (builder_.datagrams_in(m) > 1 && batch.segmentation != nullptr &&
+              LowerSegmentation(*batch.segmentation, error, builder_.datagrams_in(m),
+                                builder_.segment_bytes(m))) {
+            break;  // prepare again from the first unsent datagram with the lower limits
+          }
+          outcome.error = error;  // belongs to the first datagram of message m
+          outcome.syscall = "sendmsg";
+          return outcome;
+        }
+        outcome.bytes += static_cast<uint64_t>(sent);
+        outcome.datagrams += builder_.datagrams_in(m);
+        ++outcome.messages;
+      }
+      next = outcome.datagrams;
+    }
+    return outcome;
+  }
+
+  const char* Name() const override { return "sendmsg"; }
+
+  SegmentationState ProbeSegmentation(SocketHandle socket) override {
+    return wsk::ProbeSegmentation(socket);
+  }
+
+ private:
+  MessageBuilder builder_;
+};
+
+}  // namespace
+
+std::unique_ptr<SendBackend> CreatePortableSendBackend() {
+  return std::make_unique<SendmsgBackend>();
+}
+
+#ifndef __linux__
+std::unique_ptr<SendBackend> CreateSendBackend() { return CreatePortableSendBackend(); }
+#endif
+
+}  // namespace wsk
