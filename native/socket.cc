@@ -36,14 +36,18 @@ uint32_t Uint32Argument(const Napi::CallbackInfo& info, size_t index, const char
   return static_cast<uint32_t>(number);
 }
 
-ByteRange BufferArgument(Napi::Env env, Napi::Value value) {
-  if (!value.IsTypedArray() ||
-      value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+ByteRange BufferArgument(Napi::Env env, napi_value value) {
+  // One call on the hot path (it fails for anything that is not a typed array); the wrapper
+  // classes would make three or four.
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  if (napi_get_typedarray_info(env, value, &type, &length, &data, nullptr, nullptr) != napi_ok ||
+      type != napi_uint8_array) {
     ThrowType(env, "every buffer must be a Uint8Array");
   }
-  auto array = value.As<Napi::Uint8Array>();
   // A detached buffer reports length 0, so it can never be read past its end.
-  return ByteRange{array.Data(), array.ByteLength()};
+  return ByteRange{static_cast<const uint8_t*>(data), length};
 }
 
 Napi::Value AddressObject(Napi::Env env, const SocketAddress& address) {
@@ -516,7 +520,7 @@ void UdpSocket::ReadBatch(const Napi::CallbackInfo& info) {
   if (!has_layout) {
     st.ranges.resize(count);
     for (uint32_t i = 0; i < count; ++i) {
-      st.ranges[i] = BufferArgument(env, Napi::Value(env, st.values[first + i]));
+      st.ranges[i] = BufferArgument(env, st.values[first + i]);
       if (st.ranges[i].length > max_payload) {
         ThrowRange(env, "datagram " + std::to_string(first + i) +
                             " is larger than a UDP payload");
@@ -537,7 +541,7 @@ void UdpSocket::ReadBatch(const Napi::CallbackInfo& info) {
       const uint32_t index = st.layout_copy[cursor];
       const uint64_t offset = st.layout_copy[cursor + 1];
       const uint64_t length = st.layout_copy[cursor + 2];
-      const ByteRange view = BufferArgument(env, Napi::Value(env, st.values[index]));
+      const ByteRange view = BufferArgument(env, st.values[index]);
       if (offset > view.length || length > view.length - offset) {
         ThrowRange(env, "byte range " + std::to_string(offset) + "+" + std::to_string(length) +
                             " lies outside buffer " + std::to_string(index));
