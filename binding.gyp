@@ -8,7 +8,13 @@
       "cflags_cc": ["-std=c++17", "-fexceptions", "-Wall", "-Wextra"],
       "cflags_cc!": ["-fno-exceptions"],
       "conditions": [
-        ["OS=='linux'", {"sources": ["native/os_socket_posix.cc", "native/messages_posix.cc", "native/send_linux.cc", "native/send_posix.cc", "native/recv_linux.cc"]}]
+        ["OS=='linux'", {"sources": ["native/os_socket_posix.cc", "native/messages_posix.cc", "native/send_linux.cc", "native/send_posix.cc", "native/recv_linux.cc"]}],
+        ["OS=='win'", {
+          "sources": ["native/os_socket_win.cc", "native/send_win.cc", "native/recv_win.cc"],
+          "defines": ["_WIN32_WINNT=0x0A00", "WIN32_LEAN_AND_MEAN", "NOMINMAX"],
+          "libraries": ["-lws2_32"],
+          "msvs_settings": {"VCCLCompilerTool": {"ExceptionHandling": 1, "AdditionalOptions": ["/std:c++17"]}}
+        }]
       ]
     }
   ]

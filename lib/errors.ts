@@ -4,7 +4,8 @@
  * errno code name, the system call and, for sends, exactly what had gone out before it.
  * Bad arguments are reported as TypeError / RangeError instead, before anything is sent.
  */
-import { errnoName, ntStatusFromErrno, ntStatusName, type NTSTATUS } from './wsk/ntstatus';
+import { ntStatusFromErrno, ntStatusName, type NTSTATUS } from './wsk/ntstatus';
+import { osErrorName } from './wsk/wsa';
 
 export class WskError extends Error {
   override readonly name = 'WskError';
@@ -27,7 +28,8 @@ export class WskError extends Error {
     datagrams: 0,
     bytes: 0,
   }) {
-    const code = errnoName(errno) ?? `E${errno}`;
+    // An errno, or on Windows a WSA code named by its errno partner (lib/wsk/wsa.ts).
+    const code = osErrorName(errno) ?? `E${errno}`;
     const status = ntStatusFromErrno(code);
     const statusName = ntStatusName(status);
     super(`${syscall} ${code} (${statusName})` +

@@ -6,6 +6,7 @@
  */
 import * as os from 'node:os';
 import type { NativeControls } from './binding';
+import { isWsaWouldBlock } from './wsk/wsa';
 import type {
   BatchLayout,
   Destination,
@@ -33,9 +34,12 @@ export interface NativeSender {
 }
 
 const { EAGAIN, EWOULDBLOCK, ENOBUFS, EFAULT } = os.constants.errno;
+const IS_WINDOWS = process.platform === 'win32';
 
 /** True when `errno` means "the socket buffer is full, try later" rather than a failure. */
 export function isWouldBlock(errno: number): boolean {
+  // On Windows the native side reports WSA codes (WSAEWOULDBLOCK, WSAENOBUFS).
+  if (IS_WINDOWS && isWsaWouldBlock(errno)) return true;
   return errno === EAGAIN || errno === EWOULDBLOCK || errno === ENOBUFS;
 }
 

@@ -19,11 +19,10 @@ import {
   STATUS_PENDING,
   STATUS_SUCCESS,
   STATUS_UNSUCCESSFUL,
-  errnoName,
-  ntStatusFromErrnoNumber,
   type NTSTATUS,
 } from './ntstatus';
 import { parseRemoteAddress, type SOCKADDR } from './sockaddr';
+import { ntStatusFromOsError, osErrorName } from './wsa';
 
 /** How a call ends: the status to complete the IRP with and return. */
 interface Outcome {
@@ -87,7 +86,8 @@ function isCount(value: unknown): value is number {
  * - Control information (IP_PKTINFO, IP_TOS, IP_TTL, IP_ECN, their IPv6 equivalents and
  *   UDP_SEND_MSG_SIZE) applies to every datagram of the call.
  * - All datagrams sent: STATUS_SUCCESS, `IoStatus.Information` = bytes sent.
- * - The OS refused a datagram: the errno's NTSTATUS (`ERRNO_TO_NTSTATUS`), with
+ * - The OS refused a datagram: the errno's NTSTATUS (`ERRNO_TO_NTSTATUS`; on Windows the WSA
+ *   code's, `WSA_ERRORS` in wsa.ts), with
  *   `IoStatus.Information` = the bytes of the datagrams sent before it (never more), and
  *   `Irp.FailureInfo` saying which call failed, with which errno, after how many datagrams.
  *
@@ -221,10 +221,10 @@ function outcomeOf(result: RawSendResult | SendCompletion, batch: BuiltBatch): O
   if (result.errno === 0) return { status: STATUS_SUCCESS, information, failure: null };
 
   const errno = Math.abs(result.errno);
-  const code = errnoName(errno) ?? '';
+  const code = osErrorName(errno) ?? '';
   const syscall = typeof result.syscall === 'string' ? result.syscall : '';
   return {
-    status: ntStatusFromErrnoNumber(errno),
+    status: ntStatusFromOsError(errno),
     information,
     failure: {
       reason:

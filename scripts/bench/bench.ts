@@ -1,0 +1,276 @@
+/**
+ * The benchmark (`npm run bench`): node:dgram, wsk-dgram (plain batch, GSO, WSK layer) and a C
+ * reference sender (sendto, sendmmsg, UDP_SEGMENT) send to one counting receiver over
+ * loopback, in one process run, for several payload sizes.
+ *
+ * - Rates are datagrams SENT per second of send time. Loss (sent minus what the receiver
+ *   counted) is shown beside the rate and never subtracted from it: on loopback the receiver's
+ *   kernel work runs inside the sender's system call, and a receiver slower than the sender
+ *   drops, which says nothing about the sender.
+ * - The receiver (scripts/c/counter.c) is a separate process with a large SO_RCVBUFFORCE buffer
+ *   that dequeues with recvmmsg and copies only each datagram's 8-byte stamp, so it is not the
+ *   bottleneck; it reports per run after the socket has been quiet for 40 ms.
+ * - Contenders are interleaved: each repetition runs every contender once, in an order that
+ *   rotates by one each repetition (never all runs of one contender first). The table shows
+ *   medians over the repetitions.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { MAX_UDP_PAYLOAD, nativeBackend } from '../../lib';
+import { buildCProgram, Counter, readCpuTimes } from './c-tools';
+import {
+  CONTENDER_IDS,
+  CONTENDER_NAMES,
+  gsoInEffect,
+  openContenders,
+  STAMP_BYTES,
+  type Contender,
+  type ContenderId,
+} from './contenders';
+import { evaluateTargets, formatTable, formatTargets, summarize, type RunRecord } from './report';
+
+const DEFAULT_SIZES = [64, 512, 1200, 1472];
+const DEFAULT_COUNT = 200_000;
+const DEFAULT_REPS = 5;
+const DEFAULT_BATCH = 1024;
+const RECEIVE_BUFFER = 256 * 1024 * 1024; // asked for; Linux grants twice this
+/** Untimed warm-up per in-process contender and size, so that the timed runs meet warm JIT code. */
+const WARMUP_ROUNDS = 16;
+/** Other work (percent of one CPU) during a run above which the report warns. */
+const OTHER_WORK_WARNING = 10;
+/** /proc/stat counts in 10 ms steps per CPU: shorter runs get no other-work figure. */
+const MIN_WINDOW_FOR_OTHER_WORK = 200_000; // microseconds
+
+function usage(status: number): never {
+  (status === 0 ? process.stdout : process.stderr).write(
+    'usage: npm run bench -- [options]\n' +
+      `  --count N        datagrams per run (default ${DEFAULT_COUNT})\n` +
+      `  --reps N         repetitions; the table shows medians (default ${DEFAULT_REPS})\n` +
+      `  --sizes A,B,...  payload sizes in bytes, at least ${STAMP_BYTES} (default ${DEFAULT_SIZES.join(',')})\n` +
+      `  --contenders L   comma-separated subset of: ${CONTENDER_IDS.join(',')}\n` +
+      '  --family 4|6     loopback 127.0.0.1 (default) or ::1\n' +
+      `  --batch N        datagrams per call for wsk-dgram, the WSK layer and C sendmmsg, and per\n` +
+      `                   round (one awaited callback) for node:dgram; 1..1024 (default ${DEFAULT_BATCH})\n` +
+      '  --json FILE      also write every raw run, the medians and the targets to FILE\n' +
+      '  --help           this text\n',
+  );
+  process.exit(status);
+}
+
+function fail(message: string): never {
+  process.stderr.write(`bench: ${message}\n`);
+  usage(2);
+}
+
+function integerOption(text: string, name: string, min: number, max: number): number {
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(value) || value < min || value > max) {
+    fail(`--${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(text)}`);
+  }
+  return value;
+}
+
+interface Options {
+  count: number;
+  reps: number;
+  sizes: number[];
+  contenders: ContenderId[];
+  family: 4 | 6;
+  batch: number;
+  json: string | undefined;
+}
+
+function parseOptions(): Options {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        count: { type: 'string', default: String(DEFAULT_COUNT) },
+        reps: { type: 'string', default: String(DEFAULT_REPS) },
+        sizes: { type: 'string', default: DEFAULT_SIZES.join(',') },
+        contenders: { type: 'string', default: CONTENDER_IDS.join(',') },
+        family: { type: 'string', default: '4' },
+        batch: { type: 'string', default: String(DEFAULT_BATCH) },
+        json: { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    }));
+  } catch (error) {
+    fail((error as Error).message);
+  }
+  if (values.help) usage(0);
+  if (values.family !== '4' && values.family !== '6') fail(`--family must be 4 or 6, got ${values.family}`);
+  const family = values.family === '6' ? 6 : 4;
+  const sizes = values.sizes.split(',').map((s) => integerOption(s.trim(), 'sizes', STAMP_BYTES, MAX_UDP_PAYLOAD[family]));
+  const contenders = values.contenders.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  for (const id of contenders) {
+    if (!(CONTENDER_IDS as readonly string[]).includes(id)) {
+      fail(`unknown contender ${JSON.stringify(id)}; choose from ${CONTENDER_IDS.join(',')}`);
+    }
+  }
+  if (contenders.length === 0) fail('--contenders names none');
+  return {
+    count: integerOption(values.count, 'count', 1, 100_000_000),
+    reps: integerOption(values.reps, 'reps', 1, 1000),
+    sizes: [...new Set(sizes)],
+    contenders: contenders as ContenderId[],
+    family,
+    batch: integerOption(values.batch, 'batch', 1, 1024),
+    json: values.json,
+  };
+}
+
+function progress(text: string): void {
+  process.stderr.write(`${text}\n`);
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions();
+  const started = performance.now();
+  const loadBefore = os.loadavg()[0]!;
+  const host = options.family === 6 ? '::1' : '127.0.0.1';
+
+  const refSender = buildCProgram('ref_sender');
+  const counter = await Counter.start(buildCProgram('counter'), options.family, RECEIVE_BUFFER);
+  const target = { family: options.family, host, port: counter.port, batch: options.batch, refSender };
+  const contenders = await openContenders(options.contenders, target);
+
+  const runs: RunRecord[] = [];
+  let runId = 0;
+  const total = options.sizes.length * options.reps * contenders.length;
+  try {
+    for (const size of options.sizes) {
+      for (const contender of contenders) contender.prepare(size);
+      for (const contender of contenders.filter((c) => c.inProcess)) {
+        // Untimed warm-up; its datagrams are counted under their own run id and discarded.
+        await contender.run(++runId, Math.min(options.count, WARMUP_ROUNDS * options.batch));
+        await counter.report(runId);
+      }
+      for (let rep = 0; rep < options.reps; rep++) {
+        for (let position = 0; position < contenders.length; position++) {
+          const contender = contenders[(rep + position) % contenders.length]!;
+          runs.push(await measureRun(contender, ++runId, size, rep, position, options.count, counter));
+          const last = runs[runs.length - 1]!;
+          progress(`[${String(runs.length).padStart(String(total).length)}/${total}] ${size} B rep ${rep + 1}/${options.reps} ` +
+            `${contender.name.padEnd(24)} ${Math.round(last.datagramsPerSecond).toLocaleString('en-US').padStart(11)} dg/s ` +
+            `loss ${((last.lost / last.sent) * 100).toFixed(2)}%`);
+        }
+      }
+    }
+  } finally {
+    for (const contender of contenders) await contender.close();
+    await counter.close();
+  }
+
+  const summaries = summarize(runs, options.sizes);
+  const targets = evaluateTargets(summaries, runs, options.sizes);
+  const seconds = (performance.now() - started) / 1000;
+  const gso = gsoInEffect(contenders);
+  const meta = {
+    node: process.version,
+    kernel: os.release(),
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? '',
+    nativeBackend: nativeBackend(),
+    gsoInEffect: gso,
+    family: options.family,
+    host,
+    count: options.count,
+    reps: options.reps,
+    batch: options.batch,
+    sizes: options.sizes,
+    contenders: contenders.map((c) => c.id),
+    receiveBuffer: counter.receiveBuffer,
+    receiverLate: counter.late,
+    receiverForeign: counter.foreign,
+    seconds,
+    /** One-minute load averages before and after (after includes the bench's own load). */
+    loadAverage: { before: loadBefore, after: os.loadavg()[0]! },
+  };
+
+  const out: string[] = [];
+  out.push(`wsk-dgram bench: ${options.count.toLocaleString('en-US')} datagrams per run, ${options.reps} interleaved ` +
+    `repetitions (order rotates), median rates; ${options.batch} datagrams per call; loopback ${host}`);
+  out.push(`Node ${process.version}, Linux ${os.release()}, ${meta.cpus} CPUs; native backend ${meta.nativeBackend}` +
+    (gso === null ? '' : `, GSO ${gso ? 'in effect' : 'NOT in effect (the GSO row is plain sendmmsg)'}`));
+  out.push(`1-minute load average before the bench: ${loadBefore.toFixed(2)} ` +
+    '(well above 0 means other work shares the CPUs and skews the rates)');
+  out.push('datagrams/s = datagrams SENT per second of send time (loss is not subtracted); Gbit/s = UDP payload bits');
+  out.push('CPU = user and system microseconds per datagram sent, all repetitions pooled: process.cpuUsage() deltas in process,');
+  out.push('  getrusage in the C child; the kernel splits user/system by sampling at its tick, so small user times are coarse');
+  out.push('dg/call = datagrams per sending system call; dg/msg = per kernel message (a UDP_SEGMENT super-packet is one)');
+  out.push(`loss = sent - received, over all repetitions, by a separate recvmmsg receiver (receive buffer ${Math.round(counter.receiveBuffer / 2 ** 20)} MiB)`);
+  out.push('other % = median CPU of other work on the machine plus hypervisor steal during the runs, in % of one CPU');
+  out.push('  (from /proc/stat, which counts in 10 ms steps: "-" where runs were shorter than 0.2 s)');
+  out.push('vs dgram = against node:dgram (unconnected); vs matching = against the contender named after it');
+  const other = runs.filter((r) => r.otherCpuPercent !== null)
+    .map((r) => r.otherCpuPercent! + (r.stealPercent ?? 0));
+  const disturbed = other.filter((o) => o > OTHER_WORK_WARNING).length;
+  if (disturbed > 0) {
+    out.push(`WARNING: other work took more than ${OTHER_WORK_WARNING}% of a CPU during ${disturbed} of ${runs.length} runs ` +
+      `(worst ${Math.max(...other).toFixed(0)}%): the machine was not quiet, ratios are less reliable`);
+  }
+  if (counter.late + counter.foreign > 0) {
+    out.push(`WARNING: the receiver saw ${counter.late} datagrams after their run's report and ${counter.foreign} ` +
+      'without a run id; they are counted in no run (loss may be overstated by that much)');
+  }
+  for (const size of options.sizes) out.push('', formatTable(summaries, size));
+  out.push('', formatTargets(targets));
+  out.push('', `bench took ${seconds.toFixed(1)} s`);
+  process.stdout.write(`${out.join('\n')}\n`);
+
+  if (options.json !== undefined) {
+    fs.writeFileSync(options.json, `${JSON.stringify({ meta, runs, summaries, targets }, null, 2)}\n`);
+  }
+}
+
+async function measureRun(contender: Contender, run: number, size: number, rep: number, position: number,
+  count: number, counter: Counter): Promise<RunRecord> {
+  const receiverCpu = counter.cpu;
+  const cpuBefore = readCpuTimes();
+  const start = performance.now();
+  const sent = await contender.run(run, count);
+  const window = (performance.now() - start) * 1000; // microseconds
+  const cpuAfter = readCpuTimes();
+  const counted = await counter.report(run);
+  // Other work = all CPU time the machine spent in the window, minus the sender's and the
+  // receiver's own (the receiver's since its previous report: the window plus an idle wait).
+  let otherCpuPercent: number | null = null;
+  let stealPercent: number | null = null;
+  if (cpuBefore !== null && cpuAfter !== null && window >= MIN_WINDOW_FOR_OTHER_WORK) {
+    const other = cpuAfter.busy - cpuBefore.busy - sent.userUs - sent.sysUs - (counted.cpu - receiverCpu);
+    otherCpuPercent = (Math.max(0, other) / window) * 100;
+    stealPercent = ((cpuAfter.steal - cpuBefore.steal) / window) * 100;
+  }
+  if (sent.sent !== count) throw new Error(`${contender.name} sent ${sent.sent} of ${count} datagrams`);
+  if (sent.bytes !== count * size) {
+    throw new Error(`${contender.name} reports ${sent.bytes} bytes sent, expected ${count * size}`);
+  }
+  if (counted.datagrams > sent.sent) {
+    throw new Error(`the receiver counted ${counted.datagrams} datagrams of run ${run}, but ${sent.sent} were sent`);
+  }
+  return {
+    size,
+    rep,
+    position,
+    contender: contender.id,
+    name: CONTENDER_NAMES[contender.id],
+    run,
+    ...sent,
+    received: counted.datagrams,
+    receivedBytes: counted.bytes,
+    drops: counted.drops,
+    lost: sent.sent - counted.datagrams,
+    datagramsPerSecond: sent.sent / sent.seconds,
+    gbitPerSecond: (sent.bytes * 8) / sent.seconds / 1e9,
+    otherCpuPercent,
+    stealPercent,
+  };
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench failed: ${(error as Error).stack ?? String(error)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,189 @@
+/**
+ * The bench's two C programs (scripts/c/): building them with the system compiler, the counting
+ * receiver as a child process, and one run of the C reference sender.
+ */
+import { execFile, execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as readline from 'node:readline';
+
+/** The package root: two levels above dist/scripts/bench/ (compiled) or scripts/bench/. */
+export const packageRoot = path.basename(path.resolve(__dirname, '..', '..')) === 'dist'
+  ? path.resolve(__dirname, '..', '..', '..')
+  : path.resolve(__dirname, '..', '..');
+
+const sourceDir = path.join(packageRoot, 'scripts', 'c');
+const outputDir = path.join(packageRoot, 'build', 'bench');
+
+/**
+ * Compiles scripts/c/NAME.c into build/bench/NAME with `$CC -O2` (default `cc`) unless the
+ * binary is newer than its source; returns the binary's path. Throws with a clear message when
+ * there is no C compiler.
+ */
+export function buildCProgram(name: string): string {
+  const source = path.join(sourceDir, `${name}.c`);
+  const binary = path.join(outputDir, name);
+  const sourceTime = fs.statSync(source).mtimeMs;
+  if (fs.existsSync(binary) && fs.statSync(binary).mtimeMs >= sourceTime) return binary;
+  const compiler = process.env.CC || 'cc';
+  fs.mkdirSync(outputDir, { recursive: true });
+  // Build beside the target and rename: a concurrent bench never runs a half-written binary.
+  const temporary = `${binary}.${process.pid}.tmp`;
+  try {
+    execFileSync(compiler, ['-O2', '-Wall', '-o', temporary, source], { stdio: ['ignore', 'ignore', 'pipe'] });
+  } catch (error) {
+    const failure = error as NodeJS.ErrnoException & { stderr?: Buffer };
+    if (failure.code === 'ENOENT') {
+      throw new Error(`no C compiler: '${compiler}' was not found. The bench builds its C reference ` +
+        'sender and receiver from scripts/c/; install gcc or clang (Debian: apt-get install gcc) or set CC.');
+    }
+    throw new Error(`${compiler} failed to compile ${source}:\n${failure.stderr?.toString() ?? failure.message}`);
+  }
+  fs.renameSync(temporary, binary);
+  return binary;
+}
+
+/** What the counting receiver saw of one run (scripts/c/counter.c). */
+export interface CountReport {
+  run: number;
+  datagrams: number;
+  bytes: number;
+  /** Datagrams the kernel dropped for lack of receive buffer since the previous report. */
+  drops: number;
+  /** Running totals: datagrams of runs already reported, and datagrams without a run id. */
+  late: number;
+  foreign: number;
+  /** The receiver's own CPU time so far (user + system, microseconds). */
+  cpu: number;
+}
+
+/** Machine-wide CPU time from /proc/stat, in microseconds summed over all CPUs. */
+export interface CpuTimes {
+  /**
+   * user + nice + system + irq + softirq. With tick-based accounting (no
+   * CONFIG_IRQ_TIME_ACCOUNTING) a softirq tick is charged both to the interrupted task and to
+   * the softirq column, so all five are needed to compare with the tasks' own CPU times.
+   */
+  busy: number;
+  /** Time the hypervisor ran something else while this VM wanted to run. */
+  steal: number;
+}
+
+let clockTicks: number | undefined;
+
+/** Reads the aggregate line of /proc/stat; null where there is none (not Linux). */
+export function readCpuTimes(): CpuTimes | null {
+  let line: string | undefined;
+  try {
+    line = fs.readFileSync('/proc/stat', 'utf8').split('\n', 1)[0];
+  } catch {
+    return null;
+  }
+  if (line === undefined || !line.startsWith('cpu ')) return null;
+  if (clockTicks === undefined) {
+    try {
+      clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      clockTicks = 100; // USER_HZ on every Linux architecture Node runs on
+    }
+  }
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] =
+    line.trim().split(/\s+/).slice(1).map(Number);
+  const us = 1e6 / clockTicks;
+  return { busy: (user + nice + system + irq + softirq) * us, steal: steal * us };
+}
+
+/** The counting receiver: a child process bound to the loopback address of `family`. */
+export class Counter {
+  readonly port: number;
+  readonly receiveBuffer: number;
+  /** Running totals of the last report: datagrams that arrived after their run's report, or
+   * without a run id. Both should stay 0. */
+  late = 0;
+  foreign = 0;
+  /** The receiver's CPU time (user + system, microseconds) at its last report. */
+  cpu = 0;
+  readonly #child: ChildProcessWithoutNullStreams;
+  readonly #lines: AsyncIterator<string>;
+  /** Rejects when the child ends or cannot start: raced against every wait for a line. */
+  readonly #exited: Promise<never>;
+
+  private constructor(child: ChildProcessWithoutNullStreams, lines: AsyncIterator<string>,
+    exited: Promise<never>, hello: { port: number; rcvbuf: number }) {
+    this.#child = child;
+    this.#lines = lines;
+    this.#exited = exited;
+    this.port = hello.port;
+    this.receiveBuffer = hello.rcvbuf;
+  }
+
+  static async start(binary: string, family: 4 | 6, receiveBuffer: number): Promise<Counter> {
+    const child = spawn(binary, [String(family), String(receiveBuffer)], { stdio: ['pipe', 'pipe', 'pipe'] });
+    child.stderr.on('data', (chunk: Buffer) => process.stderr.write(chunk));
+    const lines = readline.createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+    const exited = new Promise<never>((_, reject) => {
+      child.once('error', reject);
+      child.once('exit', (code) => reject(new Error(`the counting receiver exited (status ${code})`)));
+    });
+    exited.catch(() => undefined); // only observed while waiting for a line
+    const first = await Promise.race([lines.next(), exited]);
+    if (first.done) throw new Error('the counting receiver printed nothing');
+    return new Counter(child, lines, exited, JSON.parse(first.value) as { port: number; rcvbuf: number });
+  }
+
+  /** Waits until the socket is quiet, then returns what arrived for `run`. */
+  async report(run: number): Promise<CountReport> {
+    this.#child.stdin.write(`R ${run}\n`);
+    const line = await Promise.race([this.#lines.next(), this.#exited]);
+    if (line.done) throw new Error('the counting receiver stopped answering');
+    const report = JSON.parse(line.value) as CountReport;
+    if (report.run !== run) throw new Error(`the counting receiver answered for run ${report.run}, not ${run}`);
+    this.late = report.late;
+    this.foreign = report.foreign;
+    this.cpu = report.cpu;
+    return report;
+  }
+
+  /** Ends the receiver (closing its stdin) and waits for it. */
+  async close(): Promise<void> {
+    if (this.#child.exitCode !== null) return;
+    const done = new Promise<void>((resolve) => this.#child.once('exit', () => resolve()));
+    this.#child.stdin.end();
+    await done;
+  }
+}
+
+/** The C reference sender's modes (scripts/c/ref_sender.c). */
+export type RefMode = 'sendto' | 'sendmmsg' | 'gso';
+
+/** What ref_sender prints: its own send-loop time and getrusage deltas (microseconds). */
+export interface RefResult {
+  mode: RefMode;
+  datagrams: number;
+  bytes: number;
+  seconds: number;
+  user: number;
+  sys: number;
+  calls: number;
+  /** Segments per UDP_SEGMENT super-packet (gso mode), 0 otherwise. */
+  segments: number;
+}
+
+/** Runs the C reference sender once and returns its report. */
+export function runRefSender(binary: string, mode: RefMode, host: string, port: number, size: number,
+  count: number, batch: number, run: number): Promise<RefResult> {
+  const args = [mode, host, String(port), String(size), String(count), String(batch), String(run)];
+  return new Promise((resolve, reject) => {
+    execFile(binary, args, { encoding: 'utf8', timeout: 600_000 }, (error, stdout, stderr) => {
+      if (error) {
+        reject(new Error(`ref_sender ${args.join(' ')} failed: ${stderr.trim() || error.message}`));
+        return;
+      }
+      try {
+        resolve(JSON.parse(stdout) as RefResult);
+      } catch {
+        reject(new Error(`ref_sender printed no JSON: ${stdout}`));
+      }
+    });
+  });
+}
