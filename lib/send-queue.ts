@@ -5,7 +5,7 @@
  * queue logic is unit-tested with a fake.
  */
 import * as os from 'node:os';
-import type { NativeControls } from './binding';
+import type { NativeControls, NativeUdpSocket } from './binding';
 import { isWsaWouldBlock } from './wsk/wsa';
 import type {
   BatchLayout,
@@ -16,22 +16,7 @@ import type {
 } from './transport';
 
 /** What the queue needs of the native socket (native/socket.cc). */
-export interface NativeSender {
-  send(
-    buffers: readonly Uint8Array[],
-    layout: BatchLayout,
-    first: number,
-    firstWord: number,
-    count: number,
-    address: string | null,
-    port: number,
-    scopeId: number,
-    segment: boolean,
-    controls?: NativeControls,
-  ): RawSendResult & { word: number };
-  startPolling(onWritable: (errno: number) => void): number;
-  stopPolling(): void;
-}
+export type NativeSender = Pick<NativeUdpSocket, 'send' | 'startPolling' | 'stopPolling'>;
 
 const { EAGAIN, EWOULDBLOCK, ENOBUFS, EFAULT } = os.constants.errno;
 const IS_WINDOWS = process.platform === 'win32';

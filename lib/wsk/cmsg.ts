@@ -35,7 +35,7 @@
 import { types } from 'node:util';
 import type { SendControls } from '../transport';
 import { STATUS_INVALID_PARAMETER, STATUS_NOT_SUPPORTED, type NTSTATUS } from './ntstatus';
-import { encodeSockaddr } from './sockaddr';
+import { encodeSockaddr, formatIPv6 } from './sockaddr';
 
 // ---------------------------------------------------------------------------------------------
 // Windows constants (checked against MinGW-w64's headers by test/unit/cmsg-constants.test.ts)
@@ -634,33 +634,3 @@ export function encodeControls(controls: SendControls, family: 4 | 6): Uint8Arra
   return buildControlInfo(objects);
 }
 
-/**
- * 16 bytes to RFC 5952 text: lower-case hex, the longest run (first on a tie) of two or more
- * zero groups written `::`, IPv4-mapped addresses as `::ffff:a.b.c.d` (as inet_ntop and
- * sockaddr.ts write them).
- */
-function formatIPv6(bytes: Uint8Array): string {
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(((bytes[i] as number) << 8) | (bytes[i + 1] as number));
-  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
-    return `::ffff:${bytes[12]}.${bytes[13]}.${bytes[14]}.${bytes[15]}`;
-  }
-  let bestStart = -1;
-  let bestLength = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLength) {
-      bestStart = i;
-      bestLength = j - i;
-    }
-    i = j;
-  }
-  const hex = (list: number[]): string => list.map((g) => g.toString(16)).join(':');
-  if (bestStart < 0) return hex(groups);
-  return `${hex(groups.slice(0, bestStart))}::${hex(groups.slice(bestStart + bestLength))}`;
-}

@@ -241,7 +241,7 @@ function parseIPv6(text: string): Uint8Array | null {
  * 16 bytes to RFC 5952 text: lower-case hex, the longest run (first on a tie) of two or more
  * zero groups written `::`, IPv4-mapped addresses as `::ffff:a.b.c.d`.
  */
-function formatIPv6(bytes: Uint8Array): string {
+export function formatIPv6(bytes: Uint8Array): string {
   const groups: number[] = [];
   for (let i = 0; i < 16; i += 2) groups.push(((bytes[i] as number) << 8) | (bytes[i + 1] as number));
   if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
