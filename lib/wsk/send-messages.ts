@@ -3,7 +3,6 @@
  * WSK_BUF_LIST, sends, and completes the IRP with the NTSTATUS of the outcome.
  */
 
-import { types } from 'node:util';
 import type {
   BatchSender, Destination, RawSendResult, SendCompletion, SendControls,
 } from '../transport';
@@ -15,7 +14,6 @@ import {
   STATUS_INVALID_CONNECTION,
   STATUS_INVALID_HANDLE,
   STATUS_INVALID_PARAMETER,
-  STATUS_NOT_SUPPORTED,
   STATUS_PENDING,
   STATUS_SUCCESS,
   STATUS_UNSUCCESSFUL,
