@@ -101,40 +101,6 @@ bool LowerSegmentation(SegmentationState& state, int error, uint32_t segments,
   return false;
 }
 
-// How many datagrams from `first` go out as one message: a run of equal sizes (the last may
-// be shorter) within the segment limit, the payload limit and UIO_MAXIOV ranges.
-uint32_t MessageBuilder::RunLength(const SendBatch& batch, size_t first) {
-  const SegmentationState* seg = batch.segmentation;
-  if (seg == nullptr || !seg->Active()) return 1;
-  // An explicit segment size makes each datagram its own super-packet.
-  if (batch.controls != nullptr && batch.controls->segment_size != 0) return 1;
-  const DatagramSpan& head = batch.datagrams[first];
-  const size_t size = SpanLength(batch, head);
-  if (size == 0 || size > seg->max_segment_bytes) return 1;
-  size_t total = size;
-  size_t ranges = head.range_count;
-  uint32_t count = 1;
-  for (size_t i = first + 1; i < batch.datagram_count && count < seg->max_segments; ++i) {
-    const DatagramSpan& span = batch.datagrams[i];
-    const size_t length = SpanLength(batch, span);
-    if (length == 0 || length > size || total + length > batch.max_payload ||
-        ranges + span.range_count > UIO_MAXIOV) {
-      break;
-    }
-    total += length;
-    ranges += span.range_count;
-    ++count;
-    if (length < size) break;  // a shorter segment ends the super-packet
-  }
-  return count;
-}
-
-size_t MessageBuilder::SpanLength(const SendBatch& batch, const DatagramSpan& span) {
-  size_t length = 0;
-  for (uint32_t r = 0; r < span.range_count; ++r) length += batch.ranges[span.first_range + r].length;
-  return length;
-}
-
 size_t MessageBuilder::Prepare(const SendBatch& batch, size_t first, size_t max_messages) {
   sockaddr* name = nullptr;
   socklen_t name_length = 0;
@@ -157,7 +123,7 @@ size_t MessageBuilder::Prepare(const SendBatch& batch, size_t first, size_t max_
   size_t range_total = 0;
   size_t datagram = first;
   while (datagram < batch.datagram_count && message_datagrams_.size() < max_messages) {
-    const uint32_t run = RunLength(batch, datagram);
+    const uint32_t run = SegmentRunLength(batch, datagram, UIO_MAXIOV);
     message_datagrams_.push_back(run);
     for (uint32_t i = 0; i < run; ++i) range_total += batch.datagrams[datagram + i].range_count;
     datagram += run;

@@ -76,9 +76,6 @@ class MessageBuilder {
   uint32_t segment_bytes(size_t i) const { return message_segment_bytes_[i]; }
 
  private:
-  static uint32_t RunLength(const SendBatch& batch, size_t first);
-  static size_t SpanLength(const SendBatch& batch, const DatagramSpan& span);
-
   std::vector<MessageSlot> messages_;
   std::vector<uint32_t> message_datagrams_;
   std::vector<uint32_t> message_segment_bytes_;

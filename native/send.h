@@ -95,6 +95,12 @@ class SendBackend {
   virtual SegmentationState ProbeSegmentation(SocketHandle socket) = 0;
 };
 
+// segmentation.cc: the payload length of one datagram, and how many datagrams from `first` go
+// out as one super-packet (a run of equal sizes, the last may be shorter, within the segment
+// limits, the payload limit and `max_ranges` byte ranges); 1 when segmentation is off.
+size_t DatagramLength(const SendBatch& batch, const DatagramSpan& span);
+uint32_t SegmentRunLength(const SendBatch& batch, size_t first, size_t max_ranges);
+
 // The back-end of this platform (on Linux: sendmmsg, or the portable loop when the environment
 // variable WSK_DGRAM_BACKEND is "sendmsg").
 std::unique_ptr<SendBackend> CreateSendBackend();

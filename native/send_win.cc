@@ -93,14 +93,6 @@ bool IsSegmentationRefusal(int error) {
   return error == WSAEINVAL || error == WSAEOPNOTSUPP;
 }
 
-size_t SpanLength(const SendBatch& batch, const DatagramSpan& span) {
-  size_t length = 0;
-  for (uint32_t r = 0; r < span.range_count; ++r) {
-    length += batch.ranges[span.first_range + r].length;
-  }
-  return length;
-}
-
 class WsaSendMsgBackend final : public SendBackend {
  public:
   SendOutcome Send(SocketHandle socket, const SendBatch& batch) override {
@@ -126,7 +118,7 @@ class WsaSendMsgBackend final : public SendBackend {
     }
     size_t next = 0;
     while (next < batch.datagram_count) {
-      const uint32_t run = RunLength(batch, next);
+      const uint32_t run = SegmentRunLength(batch, next, kMaxBuffersPerMessage);
       // Gather the run's byte ranges.
       buffers_.clear();
       size_t message_length = 0;
@@ -232,34 +224,6 @@ class WsaSendMsgBackend final : public SendBackend {
     }
     *out = cached;
     return 0;
-  }
-
-  // How many datagrams from `first` go out as one message: a run of equal sizes (the last may
-  // be shorter) within the segment limit, the payload limit and the buffer bound.
-  static uint32_t RunLength(const SendBatch& batch, size_t first) {
-    const SegmentationState* seg = batch.segmentation;
-    if (seg == nullptr || !seg->Active()) return 1;
-    // An explicit segment size makes each datagram its own super-packet.
-    if (batch.controls != nullptr && batch.controls->segment_size != 0) return 1;
-    const DatagramSpan& head = batch.datagrams[first];
-    const size_t size = SpanLength(batch, head);
-    if (size == 0) return 1;
-    size_t total = size;
-    size_t ranges = head.range_count;
-    uint32_t count = 1;
-    for (size_t i = first + 1; i < batch.datagram_count && count < seg->max_segments; ++i) {
-      const DatagramSpan& span = batch.datagrams[i];
-      const size_t length = SpanLength(batch, span);
-      if (length == 0 || length > size || total + length > batch.max_payload ||
-          ranges + span.range_count > kMaxBuffersPerMessage) {
-        break;
-      }
-      total += length;
-      ranges += span.range_count;
-      ++count;
-      if (length < size) break;  // a shorter segment ends the super-packet
-    }
-    return count;
   }
 
   LPFN_WSASENDMSG send_msg_[2] = {nullptr, nullptr};
