@@ -26,10 +26,6 @@ int EnsureWinsock() {
 
 }  // namespace
 
-IpFamily SocketAddress::family() const {
-  return storage.ss_family == AF_INET6 ? IpFamily::kV6 : IpFamily::kV4;
-}
-
 int MakeAddress(IpFamily family, const char* ip, uint16_t port, uint32_t scope_id,
                 SocketAddress* out) {
   *out = SocketAddress{};
@@ -49,29 +45,6 @@ int MakeAddress(IpFamily family, const char* ip, uint16_t port, uint32_t scope_i
   if (inet_pton(AF_INET6, ip, &sin6->sin6_addr) != 1) return WSAEINVAL;
   out->length = sizeof(sockaddr_in6);
   return 0;
-}
-
-void MakeAddressFromBytes(IpFamily family, const uint8_t bytes[16], SocketAddress* out) {
-  *out = SocketAddress{};
-  if (family == IpFamily::kV4) {
-    auto* sin = reinterpret_cast<sockaddr_in*>(&out->storage);
-    sin->sin_family = AF_INET;
-    std::memcpy(&sin->sin_addr, bytes, 4);
-    out->length = sizeof(sockaddr_in);
-  } else {
-    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&out->storage);
-    sin6->sin6_family = AF_INET6;
-    std::memcpy(&sin6->sin6_addr, bytes, 16);
-    out->length = sizeof(sockaddr_in6);
-  }
-}
-
-void AddressBytes(const SocketAddress& address, uint8_t out[16]) {
-  if (address.storage.ss_family == AF_INET6) {
-    std::memcpy(out, &reinterpret_cast<const sockaddr_in6*>(&address.storage)->sin6_addr, 16);
-  } else {
-    std::memcpy(out, &reinterpret_cast<const sockaddr_in*>(&address.storage)->sin_addr, 4);
-  }
 }
 
 int FormatAddress(const SocketAddress& address, char* ip, size_t ip_size, uint16_t* port,

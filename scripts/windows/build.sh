@@ -86,7 +86,7 @@ node -e '
 "$dlltool" --input-def "$out/node.def" --dllname node.exe --output-lib "$out/libnode.a"
 
 addon_api=$(node -p "require('node-addon-api').include_dir")
-sources=(native/addon.cc native/socket.cc native/segmentation.cc native/os_socket_win.cc native/send_win.cc
+sources=(native/addon.cc native/socket.cc native/segmentation.cc native/address.cc native/os_socket_win.cc native/send_win.cc
          native/recv_win.cc)
 "$cxx" -shared -o "$out/wsk_dgram.node" "${sources[@]}" \
   -std=c++17 -O2 -fexceptions -Wall -Wextra \
