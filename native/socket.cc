@@ -6,7 +6,10 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <new>
+#include <stdexcept>
 #include <string>
+#include <type_traits>
 
 namespace wsk {
 namespace {
@@ -36,17 +39,26 @@ uint32_t Uint32Argument(const Napi::CallbackInfo& info, size_t index, const char
   return static_cast<uint32_t>(number);
 }
 
-ByteRange BufferArgument(Napi::Env env, napi_value value) {
+// The bytes of the Uint8Array `value` (buffer `index` of the call), as they are now.
+ByteRange BufferArgument(Napi::Env env, napi_value value, uint32_t index) {
   // One call on the hot path (it fails for anything that is not a typed array); the wrapper
   // classes would make three or four.
   napi_typedarray_type type;
   size_t length = 0;
   void* data = nullptr;
-  if (napi_get_typedarray_info(env, value, &type, &length, &data, nullptr, nullptr) != napi_ok ||
+  napi_value arraybuffer = nullptr;
+  if (napi_get_typedarray_info(env, value, &type, &length, &data, &arraybuffer, nullptr) !=
+          napi_ok ||
       type != napi_uint8_array) {
     ThrowType(env, "every buffer must be a Uint8Array");
   }
-  // A detached buffer reports length 0, so it can never be read past its end.
+  // A detached buffer reports length 0, so it is never read past its end; but a datagram whose
+  // memory is gone must not go out as an empty one.
+  bool detached = false;
+  if (length == 0 && napi_is_detached_arraybuffer(env, arraybuffer, &detached) == napi_ok &&
+      detached) {
+    ThrowRange(env, "buffer " + std::to_string(index) + " is detached");
+  }
   return ByteRange{static_cast<const uint8_t*>(data), length};
 }
 
@@ -88,7 +100,14 @@ void OnPollerClosed(uv_handle_t* handle) {
 
 void OnPollEvent(uv_poll_t* handle, int status, int events) {
   auto* poller = static_cast<Poller*>(handle->data);
-  if (poller->owner != nullptr) poller->owner->OnPoll(status, events);
+  if (poller->owner == nullptr || poller->state->tearing_down) return;
+  // libuv calls this, not Node-API: nothing may be thrown back into it. N-API calls fail once
+  // the environment is terminating (worker.terminate()), and node-addon-api turns that into a
+  // C++ exception; the callbacks are not run then anyway.
+  try {
+    poller->owner->OnPoll(status, events);
+  } catch (...) {
+  }
 }
 
 }  // namespace
@@ -191,6 +210,7 @@ int UdpSocket::CloseHandle() {
       async_context_ = nullptr;
     }
   }
+  segmentation_ = SegmentationState{};  // a closed socket offloads nothing
   if (handle_ == kInvalidSocket) return 0;
   const int error = CloseSocket(handle_);
   handle_ = kInvalidSocket;
@@ -438,9 +458,11 @@ Napi::Value UdpSocket::Descriptor(const Napi::CallbackInfo& info) {
 // sends, not for the whole batch again.
 //
 // Reading array elements may run JavaScript (getters, proxies) that could change or detach
-// what was read before. So the work goes in three phases: (0) the layout window is checked and
-// copied, no JavaScript; (1) the elements are fetched, JavaScript may run; (2) the data pointers
-// and lengths are taken and every range is checked against them, no JavaScript. A send started
+// what was read before, and a layout in a SharedArrayBuffer may change under us at any time.
+// So every input is read once, then checked, then used from our copy, in three phases:
+// (0) the layout window is copied word by word and each word is checked in the copy, no
+// JavaScript; (1) the elements are fetched, JavaScript may run; (2) the data pointers and
+// lengths are taken and every range is checked against them, no JavaScript. A send started
 // from such JavaScript is refused (see SendGuard), so the scratch arrays stay ours.
 void UdpSocket::ReadBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -456,71 +478,21 @@ void UdpSocket::ReadBatch(const Napi::CallbackInfo& info) {
 
   EnvState& st = *state_;
   st.spans.resize(count);
-  st.span_words.resize(count + 1);
+  st.span_words.resize(static_cast<size_t>(count) + 1);
   st.ranges.clear();
-  if (st.resolved_in.size() < buffer_count) {
-    st.resolved_in.resize(buffer_count, 0);
-    st.values.resize(buffer_count);
-  }
-  const uint64_t call = ++st.call_number;
+  st.values.clear();
 
-  // Phase 0: the layout window, checked for shape and copied.
-  size_t window_words = 0;
   if (!has_layout) {
     // Datagram i is buffers[first + i], whole.
     if (first > buffer_count || count > buffer_count - first) {
       ThrowRange(env, "without a layout, first + count must not exceed buffers.length");
     }
-  } else {
-    if (!info[1].IsTypedArray() ||
-        info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
-      ThrowType(env, "layout must be a Uint32Array or null");
-    }
-    Napi::Uint32Array layout = info[1].As<Napi::Uint32Array>();
-    const uint32_t* words = layout.Data();
-    const size_t word_count = layout.ElementLength();
-    if (first_word > word_count) ThrowRange(env, "firstWord lies past the end of the layout");
-    size_t cursor = first_word;
-    for (uint32_t d = 0; d < count; ++d) {
-      if (cursor >= word_count) ThrowRange(env, "layout ends before the last datagram");
-      const uint32_t range_count = words[cursor++];
-      if (range_count > kMaxRangesPerDatagram) {
-        ThrowRange(env, "datagram " + std::to_string(first + d) +
-                            " has more than 1024 byte ranges");
-      }
-      // 3 words per range; compare without overflow.
-      if (range_count > (word_count - cursor) / 3) ThrowRange(env, "layout is truncated");
-      for (uint32_t r = 0; r < range_count; ++r, cursor += 3) {
-        if (words[cursor] >= buffer_count) {
-          ThrowRange(env, "layout names a buffer that does not exist");
-        }
-      }
-    }
-    window_words = cursor - first_word;
-    st.layout_copy.assign(words + first_word, words + cursor);
-  }
-
-  // Phase 1: fetch the elements the window uses. JavaScript may run here.
-  auto fetch = [&](uint32_t index) {
-    if (st.resolved_in[index] == call) return;
-    st.values[index] = buffers.Get(index);
-    st.resolved_in[index] = call;
-  };
-  if (!has_layout) {
-    for (uint32_t i = 0; i < count; ++i) fetch(first + i);
-  } else {
-    size_t cursor = 0;
-    for (uint32_t d = 0; d < count; ++d) {
-      const uint32_t range_count = st.layout_copy[cursor++];
-      for (uint32_t r = 0; r < range_count; ++r, cursor += 3) fetch(st.layout_copy[cursor]);
-    }
-  }
-
-  // Phase 2: pointers and lengths, taken now that no JavaScript will run before the send.
-  if (!has_layout) {
+    // Phase 1: fetch. Phase 2: pointers and lengths.
+    st.values.resize(count);
+    for (uint32_t i = 0; i < count; ++i) st.values[i] = buffers.Get(first + i);
     st.ranges.resize(count);
     for (uint32_t i = 0; i < count; ++i) {
-      st.ranges[i] = BufferArgument(env, st.values[first + i]);
+      st.ranges[i] = BufferArgument(env, st.values[i], first + i);
       if (st.ranges[i].length > max_payload) {
         ThrowRange(env, "datagram " + std::to_string(first + i) +
                             " is larger than a UDP payload");
@@ -531,20 +503,93 @@ void UdpSocket::ReadBatch(const Napi::CallbackInfo& info) {
     st.span_words[count] = 0;
     return;
   }
-  size_t cursor = 0;
+
+  // Phase 0: the layout window, copied one word at a time; only the copy is checked and used.
+  if (!info[1].IsTypedArray() ||
+      info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
+    ThrowType(env, "layout must be a Uint32Array or null");
+  }
+  Napi::Uint32Array layout = info[1].As<Napi::Uint32Array>();
+  const uint32_t* words = layout.Data();
+  const size_t word_count = layout.ElementLength();
+  if (first_word > word_count) ThrowRange(env, "firstWord lies past the end of the layout");
+  std::vector<uint32_t>& copy = st.layout_copy;
+  copy.clear();
+  size_t cursor = first_word;
+  uint32_t max_index = 0;
   for (uint32_t d = 0; d < count; ++d) {
-    st.span_words[d] = static_cast<uint32_t>(first_word + cursor);
-    const uint32_t range_count = st.layout_copy[cursor++];
+    if (cursor >= word_count) ThrowRange(env, "layout ends before the last datagram");
+    const uint32_t range_count = words[cursor++];
+    copy.push_back(range_count);
+    if (range_count > kMaxRangesPerDatagram) {
+      ThrowRange(env, "datagram " + std::to_string(first + d) +
+                          " has more than 1024 byte ranges");
+    }
+    // 3 words per range; compare without overflow.
+    if (range_count > (word_count - cursor) / 3) ThrowRange(env, "layout is truncated");
+    const size_t at = copy.size();
+    copy.insert(copy.end(), words + cursor, words + cursor + 3 * static_cast<size_t>(range_count));
+    cursor += 3 * static_cast<size_t>(range_count);
+    for (size_t r = at; r < copy.size(); r += 3) {
+      if (copy[r] >= buffer_count) ThrowRange(env, "layout names a buffer that does not exist");
+      if (copy[r] > max_index) max_index = copy[r];
+    }
+  }
+  const size_t window_words = cursor - first_word;
+  const size_t range_total = (copy.size() - count) / 3;
+
+  // Phase 1: fetch each buffer the window uses, once. JavaScript may run here.
+  st.values.resize(range_total);
+  const bool dense = max_index < 2 * range_total + 4096;
+  const uint64_t call = ++st.call_number;
+  if (dense && st.fetched_in.size() <= max_index) {
+    st.fetched_in.resize(static_cast<size_t>(max_index) + 1, 0);
+    st.fetched.resize(static_cast<size_t>(max_index) + 1);
+  }
+  st.fetched_sparse.clear();
+  size_t range = 0;
+  for (size_t w = 0; w < copy.size();) {
+    const uint32_t range_count = copy[w++];
+    for (uint32_t r = 0; r < range_count; ++r, w += 3, ++range) {
+      const uint32_t index = copy[w];
+      napi_value value;
+      if (dense) {
+        if (st.fetched_in[index] != call) {
+          st.fetched[index] = buffers.Get(index);
+          st.fetched_in[index] = call;
+        }
+        value = st.fetched[index];
+      } else {
+        auto found = st.fetched_sparse.find(index);
+        if (found == st.fetched_sparse.end()) {
+          found = st.fetched_sparse.emplace(index, buffers.Get(index)).first;
+        }
+        value = found->second;
+      }
+      st.values[range] = value;
+    }
+  }
+
+  // Phase 2: pointers and lengths, taken now that no JavaScript will run before the send. A
+  // range outside its buffer as the buffer is now (detached or shrunk by JavaScript that ran
+  // in phase 1, or described wrongly) is refused: memory that is gone is never sent.
+  st.ranges.reserve(range_total);
+  size_t w = 0;
+  range = 0;
+  for (uint32_t d = 0; d < count; ++d) {
+    st.span_words[d] = static_cast<uint32_t>(first_word + w);
+    const uint32_t range_count = copy[w++];
     st.spans[d] = DatagramSpan{static_cast<uint32_t>(st.ranges.size()), range_count};
     size_t datagram_length = 0;
-    for (uint32_t r = 0; r < range_count; ++r, cursor += 3) {
-      const uint32_t index = st.layout_copy[cursor];
-      const uint64_t offset = st.layout_copy[cursor + 1];
-      const uint64_t length = st.layout_copy[cursor + 2];
-      const ByteRange view = BufferArgument(env, st.values[index]);
+    for (uint32_t r = 0; r < range_count; ++r, w += 3, ++range) {
+      const uint32_t index = copy[w];
+      const uint64_t offset = copy[w + 1];
+      const uint64_t length = copy[w + 2];
+      const ByteRange view = BufferArgument(env, st.values[range], index);
       if (offset > view.length || length > view.length - offset) {
         ThrowRange(env, "byte range " + std::to_string(offset) + "+" + std::to_string(length) +
-                            " lies outside buffer " + std::to_string(index));
+                            " lies outside buffer " + std::to_string(index) + " (" +
+                            std::to_string(view.length) + " bytes now)");
       }
       datagram_length += length;
       if (datagram_length > max_payload) {
@@ -556,6 +601,27 @@ void UdpSocket::ReadBatch(const Napi::CallbackInfo& info) {
   }
   // Words after the window are not read: the queue sends long batches a window at a time.
   st.span_words[count] = static_cast<uint32_t>(first_word + window_words);
+}
+
+void EnvState::TrimScratch() {
+  // A call of many datagrams (or naming a high buffer index) leaves big arrays behind: give
+  // them back rather than hold the peak for the life of the environment.
+  constexpr size_t kKeep = 1 << 16;
+  auto trim = [](auto& vector) {
+    if (vector.capacity() > kKeep) std::decay_t<decltype(vector)>().swap(vector);
+  };
+  trim(ranges);
+  trim(spans);
+  trim(span_words);
+  trim(layout_copy);
+  trim(values);
+  trim(fetched);
+  if (fetched_in.capacity() > kKeep) {
+    std::vector<uint64_t>().swap(fetched_in);
+  }
+  if (fetched_sparse.bucket_count() > kKeep) {
+    std::unordered_map<uint32_t, napi_value>().swap(fetched_sparse);
+  }
 }
 
 // Reads the optional controls object { sourceAddress, interfaceIndex, tos, ttl, segmentSize }.
@@ -613,14 +679,24 @@ Napi::Value UdpSocket::Send(const Napi::CallbackInfo& info) {
   struct SendGuard {
     EnvState& state;
     explicit SendGuard(EnvState& s) : state(s) { state.sending = true; }
-    ~SendGuard() { state.sending = false; }
+    ~SendGuard() {
+      state.sending = false;
+      state.TrimScratch();
+    }
   } guard(*state_);
   SocketAddress destination;
   const bool connected = info[5].IsNull() || info[5].IsUndefined();
   if (!connected) destination = AddressArgument(info, 5);
   SendControls controls;
   const bool has_controls = ControlsArgument(info, 9, &controls);
-  ReadBatch(info);  // last: its final phase runs no JavaScript before the send below
+  try {
+    ReadBatch(info);  // last: its final phase runs no JavaScript before the send below
+  } catch (const std::bad_alloc&) {
+    // Scratch grows with the window; a C++ allocation failure must never leave the callback.
+    ThrowRange(env, "not enough memory to describe a batch of this size");
+  } catch (const std::length_error&) {
+    ThrowRange(env, "not enough memory to describe a batch of this size");
+  }
 
   SendOutcome outcome;
   if (handle_ == kInvalidSocket) {

@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include <memory>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -24,16 +25,22 @@ class UdpSocket;
 // reused by every send, and the open sockets so that environment teardown can close them.
 struct EnvState {
   std::unique_ptr<SendBackend> backend = CreateSendBackend();
+  // Scratch of the current send, sized by what the call uses (its window), never by the length
+  // of the caller's arrays; released after a call that made it large (TrimScratch).
   std::vector<ByteRange> ranges;
   std::vector<DatagramSpan> spans;
   std::vector<uint32_t> span_words;  // layout word where each datagram of `spans` starts
-  // Buffers fetched in the current call: `resolved_in[i] == call_number` marks a valid
-  // `values[i]`, so a call only touches the buffers its datagrams use.
+  std::vector<uint32_t> layout_copy;  // the layout window of the current call, read once
+  // The buffer element each range (or, without a layout, each datagram) reads, fetched once.
   std::vector<napi_value> values;
-  std::vector<uint64_t> resolved_in;
+  // Which buffer indices the current call has fetched: a dense table stamped with the call
+  // number while the indices stay near the number of ranges, a map for sparse ones.
+  std::vector<uint64_t> fetched_in;
+  std::vector<napi_value> fetched;
+  std::unordered_map<uint32_t, napi_value> fetched_sparse;
   uint64_t call_number = 0;
-  std::vector<uint32_t> layout_copy;  // the layout window of the current call
-  bool sending = false;               // a send is reading its arguments or sending
+  bool sending = false;  // a send is reading its arguments or sending
+  void TrimScratch();
   std::unordered_set<UdpSocket*> open_sockets;
   // Environment teardown (napi async cleanup hook): poll handles still closing.
   bool tearing_down = false;

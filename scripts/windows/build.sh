@@ -90,7 +90,8 @@ sources=(native/addon.cc native/socket.cc native/segmentation.cc native/address.
          native/recv_win.cc)
 "$cxx" -shared -o "$out/wsk_dgram.node" "${sources[@]}" \
   -std=c++17 -O2 -fexceptions -Wall -Wextra \
-  -DNAPI_VERSION=8 -DNODE_ADDON_API_CPP_EXCEPTIONS -DNODE_ADDON_API_DISABLE_DEPRECATED \
+  -DNAPI_VERSION=8 -DNODE_ADDON_API_CPP_EXCEPTIONS -DNODE_ADDON_API_CPP_EXCEPTIONS_ALL \
+  -DNODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS -DNODE_ADDON_API_DISABLE_DEPRECATED \
   -DBUILDING_NODE_EXTENSION -D_WIN32_WINNT=0x0A00 -DWIN32_LEAN_AND_MEAN -DNOMINMAX \
   -I "$npm_dir/node-api-headers/include" -I "$addon_api" -I "$out/include" \
   -static -static-libgcc -static-libstdc++ \
