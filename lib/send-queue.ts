@@ -35,8 +35,9 @@ export function isWouldBlock(errno: number): boolean {
 export const FLUSH_WINDOW = 1024;
 
 interface Request extends PendingSend {
+  /** The queue's own copy of the batch: a layout with every datagram's length (see #hold). */
   readonly buffers: readonly Uint8Array[];
-  readonly layout: BatchLayout;
+  readonly layout: Uint32Array;
   readonly count: number;
   readonly totalBytes: number;
   readonly destination: Destination | null;
@@ -47,6 +48,10 @@ interface Request extends PendingSend {
   next: number;
   word: number;
   bytesSent: number;
+  /** In #requests, so counted in pendingDatagrams / pendingBytes. */
+  queued: boolean;
+  /** Cancelled while its native send was running: it completes, cancelled, once that returns. */
+  cancelRequested: boolean;
   done: boolean;
 }
 
@@ -59,6 +64,10 @@ export class SendQueue {
   #failing = false;
   /** A flush is running: it reports the drain itself when it ends. */
   #flushing = false;
+  /** The request whose native send is running now (JavaScript may run inside that call). */
+  #inFlight: Request | null = null;
+  /** Bumped by cancelAll: a flush that saw it change does not report a drain. */
+  #cancelGeneration = 0;
   #pendingDatagrams = 0;
   #pendingBytes = 0;
   readonly #onWritable = (): void => this.#flush();
@@ -110,27 +119,31 @@ export class SendQueue {
       if (result.datagrams === count || !isWouldBlock(result.errno)) return result;
       ({ datagrams: next, word, bytes: bytesSent } = result);
     }
+    const held = hold(buffers, layout, next, count);
     const request: Request = {
       pending: true,
-      buffers, layout, count, totalBytes, destination, segment, controls, onComplete,
-      next, word, bytesSent, done: false,
+      buffers: held.buffers, layout: held.layout, count, totalBytes, destination, segment,
+      controls, onComplete,
+      next, word: layout === null ? held.wordOf(next) : word, bytesSent,
+      queued: false, cancelRequested: false, done: false,
       cancel: () => this.#cancel(request),
     };
-    this.#requests.push(request);
-    this.#pendingDatagrams += count - next;
-    this.#pendingBytes += totalBytes - bytesSent;
+    this.#enqueue(request);
     this.#startPolling();
     return request;
   }
 
   /** Completes every waiting request as cancelled, in order (socket close). */
   cancelAll(): void {
+    this.#cancelGeneration++;
     this.#stopPolling();
-    const requests = this.#requests.splice(0);
-    this.#pendingDatagrams = 0;
-    this.#pendingBytes = 0;
-    // A completion may cancel a later request of this group: #cancel finishes it then.
-    for (const request of requests) if (!request.done) this.#finish(request, 0, '', true);
+    const requests = this.#takeAll();
+    // A completion may cancel a later request of this group: #cancel finishes it then. The one
+    // whose native send is running completes when that call returns, with what it sent.
+    for (const request of requests) {
+      if (request === this.#inFlight) request.cancelRequested = true;
+      else if (!request.done) this.#finish(request, 0, '', true);
+    }
   }
 
   #send(buffers: readonly Uint8Array[], layout: BatchLayout, first: number, firstWord: number,
@@ -154,9 +167,7 @@ export class SendQueue {
     this.#failing = true;
     process.nextTick(() => {
       this.#failing = false;
-      const requests = this.#requests.splice(0);
-      this.#pendingDatagrams = 0;
-      this.#pendingBytes = 0;
+      const requests = this.#takeAll();
       for (const request of requests) if (!request.done) this.#finish(request, errno, 'poll', false);
       if (requests.length > 0) this.#onDrain();
     });
@@ -170,6 +181,7 @@ export class SendQueue {
 
   /** Runs from the event loop when the socket is writable: sends from the head, in order. */
   #flush(): void {
+    const generation = this.#cancelGeneration;
     this.#flushing = true;
     try {
       if (!this.#flushRequests()) return;
@@ -177,60 +189,95 @@ export class SendQueue {
       this.#flushing = false;
     }
     this.#stopPolling();
-    this.#onDrain();
+    // Emptied by sending, not by a close from inside the flush.
+    if (generation === this.#cancelGeneration) this.#onDrain();
   }
 
-  /** Sends from the head of the queue; true once the queue is empty. */
+  /**
+   * Sends from the head of the queue; true once the queue is empty. The native call may run
+   * JavaScript (getters on the caller's buffers) that cancels or closes: the head then
+   * completes once the call returns, with what it sent, and the loop goes on with what is left.
+   */
   #flushRequests(): boolean {
     while (this.#requests.length > 0) {
       const head = this.#requests[0]!;
       const window = Math.min(FLUSH_WINDOW, head.count - head.next);
       let result: RawSendResult & { word: number };
+      this.#inFlight = head;
       try {
         result = this.#send(head.buffers, head.layout, head.next, head.word, window,
           head.destination, head.segment, head.controls);
       } catch {
-        // The batch was checked when submitted, so its buffers changed (shrunk or detached)
-        // while waiting: end it without reading them.
+        // The batch was checked when submitted and the queue holds every datagram's length, so
+        // its memory changed (shrunk or detached) while waiting: end it without sending it.
         result = { datagrams: 0, bytes: 0, errno: EFAULT, syscall: 'send', word: head.word };
+      } finally {
+        this.#inFlight = null;
       }
       head.next += result.datagrams;
       head.word = result.word;
       head.bytesSent += result.bytes;
-      this.#pendingDatagrams -= result.datagrams;
-      this.#pendingBytes -= result.bytes;
-      if (head.next === head.count) {
-        this.#dequeueHead();
+      if (head.queued) {
+        this.#pendingDatagrams -= result.datagrams;
+        this.#pendingBytes -= result.bytes;
+      }
+      if (head.cancelRequested) {
+        this.#dequeue(head);
+        this.#finish(head, 0, '', true);
+      } else if (head.next === head.count) {
+        this.#dequeue(head);
         this.#finish(head, 0, '', false);
       } else if (result.errno === 0) {
         continue; // the window went out whole; the next one may too
       } else if (isWouldBlock(result.errno)) {
         return false; // keep polling
       } else {
-        this.#dequeueHead();
+        this.#dequeue(head);
         this.#finish(head, result.errno, result.syscall, false);
       }
     }
     return true;
   }
 
-  #dequeueHead(): void {
-    const head = this.#requests.shift()!;
-    this.#pendingDatagrams -= head.count - head.next;
-    this.#pendingBytes -= head.totalBytes - head.bytesSent;
+  #enqueue(request: Request): void {
+    this.#requests.push(request);
+    request.queued = true;
+    this.#pendingDatagrams += request.count - request.next;
+    this.#pendingBytes += request.totalBytes - request.bytesSent;
+  }
+
+  /** Empties the queue; returns what was in it. */
+  #takeAll(): Request[] {
+    const requests = this.#requests.splice(0);
+    for (const request of requests) request.queued = false;
+    this.#pendingDatagrams = 0;
+    this.#pendingBytes = 0;
+    return requests;
+  }
+
+  /** Takes `request` out of the queue (if it is still there) and out of the pending counts. */
+  #dequeue(request: Request): void {
+    if (!request.queued) return;
+    request.queued = false;
+    const index = this.#requests.indexOf(request);
+    if (index >= 0) this.#requests.splice(index, 1);
+    this.#pendingDatagrams -= request.count - request.next;
+    this.#pendingBytes -= request.totalBytes - request.bytesSent;
   }
 
   #cancel(request: Request): boolean {
-    if (request.done) return false;
-    const index = this.#requests.indexOf(request);
-    // Not in the queue: cancelAll or a poll failure has taken it out and is ending it.
-    if (index >= 0) {
-      this.#requests.splice(index, 1);
-      this.#pendingDatagrams -= request.count - request.next;
-      this.#pendingBytes -= request.totalBytes - request.bytesSent;
+    if (request.done || request.cancelRequested) return false;
+    if (request === this.#inFlight) {
+      // Its native send is running (we are inside a getter it called): it completes, cancelled,
+      // when that call returns, with exactly what it sent.
+      request.cancelRequested = true;
+      return true;
     }
+    // Not queued: cancelAll or a poll failure has taken it out and is ending it.
+    const wasQueued = request.queued;
+    this.#dequeue(request);
     this.#finish(request, 0, '', true);
-    if (index >= 0 && this.#requests.length === 0 && !this.#flushing) {
+    if (wasQueued && this.#requests.length === 0 && !this.#flushing) {
       this.#stopPolling();
       this.#onDrain();
     }
@@ -238,7 +285,31 @@ export class SendQueue {
   }
 
   #finish(request: Request, errno: number, syscall: string, cancelled: boolean): void {
+    if (request.done) return;
     request.done = true;
     request.onComplete({ datagrams: request.next, bytes: request.bytesSent, errno, syscall, cancelled });
   }
+}
+
+/**
+ * The queue's copy of a batch that waits: its own buffers array (the caller may reuse theirs)
+ * and a layout giving every datagram's length, so that a buffer detached or shrunk while the
+ * request waits is refused by the native send (EFAULT) instead of going out short or empty.
+ * Datagram i of a layout-free batch is at word 4 * i.
+ */
+function hold(buffers: readonly Uint8Array[], layout: BatchLayout, next: number, count: number): {
+  buffers: readonly Uint8Array[];
+  layout: Uint32Array;
+  wordOf: (datagram: number) => number;
+} {
+  if (layout !== null) return { buffers, layout, wordOf: () => 0 };
+  const own = buffers.slice(0, count);
+  const words = new Uint32Array(count * 4);
+  for (let i = 0; i < count; i++) {
+    words[i * 4] = 1;
+    words[i * 4 + 1] = i;
+    // Sent datagrams are never read again: their length stays 0.
+    if (i >= next) words[i * 4 + 3] = own[i]?.byteLength ?? 0;
+  }
+  return { buffers: own, layout: words, wordOf: (datagram) => datagram * 4 };
 }

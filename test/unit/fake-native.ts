@@ -59,6 +59,11 @@ export class FakeNative implements NativeSender {
   wouldBlockErrno = EAGAIN;
   /** Fail the next call that reaches this many datagrams into its window (one-shot). */
   failInNextCallAt: { offset: number; errno: number } | null = null;
+  /**
+   * Runs inside the next send, before it reads its window: JavaScript that a getter on the
+   * caller's buffers would run there (it may close or cancel). One-shot.
+   */
+  duringNextSend: (() => void) | null = null;
   readonly #errors: ScriptedError[] = [];
 
   /** Makes datagram `index` of the batch held in `buffers` fail with `errno` (once). */
@@ -73,6 +78,9 @@ export class FakeNative implements NativeSender {
       expectedFirstWord: layout === null ? 0 : wordOf(layout, first),
     };
     this.calls.push(call);
+    const during = this.duringNextSend;
+    this.duringNextSend = null;
+    during?.();
     // Read the whole window first, as the native side does: a bad range throws before
     // anything goes out.
     const window = readWindow(buffers, layout, first, firstWord, count);
@@ -82,7 +90,7 @@ export class FakeNative implements NativeSender {
     const callError = this.failInNextCallAt;
     this.failInNextCallAt = null;
     for (let i = 0; i < count; i++) {
-      const scripted = this.#errors.findIndex((e) => e.buffers === buffers && e.index === first + i);
+      const scripted = this.#errors.findIndex((e) => sameBuffers(e.buffers, buffers) && e.index === first + i);
       if (scripted >= 0) {
         errno = this.#errors[scripted]!.errno;
         this.#errors.splice(scripted, 1);
@@ -139,6 +147,14 @@ export class FakeNative implements NativeSender {
     if (room !== undefined) this.capacity = room;
     this.onWritable(0);
   }
+}
+
+/**
+ * Whether two buffers arrays hold the same Uint8Arrays in the same order: the queue sends a
+ * waiting request from its own copy of the caller's array.
+ */
+export function sameBuffers(a: readonly Uint8Array[], b: readonly Uint8Array[]): boolean {
+  return a === b || (a.length === b.length && a.every((buffer, i) => buffer === b[i]));
 }
 
 /** The layout word where datagram `index` starts, walking from word 0. */
