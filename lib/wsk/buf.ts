@@ -110,6 +110,8 @@ function isObject(value: unknown): value is object {
 }
 
 const MAX_SAFE_INTEGER = 2 ** 53 - 1;
+/** Distinct MDLs one call reads, all chains together: twice the most datagrams one call takes. */
+export const MAX_MDLS_PER_BATCH = 2 * MAX_BATCH_DATAGRAMS;
 const ULONG_MAX = 0xffffffff;
 
 /**
@@ -136,12 +138,13 @@ function fail(status: NTSTATUS, reason: string): BatchBuildFailure {
  *   fits 32 bits); Mdl null with
  *   Length > 0, or with Offset > 0; Offset past the end of the first MDL
  *   (`Offset <= Mdl.Bytes.byteLength` is required); Length running off the end of the chain;
- *   more than {@link MAX_BATCH_DATAGRAMS} datagrams or more than {@link MAX_DATAGRAM_PIECES} non-empty
- *   MDL pieces in one datagram; `family` not 4 or 6.
+ *   more than {@link MAX_BATCH_DATAGRAMS} datagrams, more than {@link MAX_DATAGRAM_PIECES} non-empty
+ *   MDL pieces in one datagram, or more than {@link MAX_MDLS_PER_BATCH} MDLs in all; `family` not 4 or 6.
  * - STATUS_INVALID_BUFFER_SIZE: a datagram longer than `MAX_UDP_PAYLOAD[family]` (checked
  *   before the chain is walked for that datagram).
  *
- * `undefined` is read as NULL for `Next` and `Mdl`. Each non-empty piece of an MDL that a
+ * Every list entry, WSK_BUF and MDL field is read once: getters that answer differently on a
+ * second read change nothing. `undefined` is read as NULL for `Next` and `Mdl`. Each non-empty piece of an MDL that a
  * datagram touches is one range (pieces are never merged; empty ones are skipped); a
  * zero-length datagram has no ranges. Nothing is copied: ranges point into the MDLs' views.
  */
@@ -155,10 +158,9 @@ export function buildBatch(list: WSK_BUF_LIST | null, family: 4 | 6): BuildBatch
   const buffers: Uint8Array[] = [];
   const bufferIndex = new Map<Uint8Array, number>();
   const words = new WordWriter();
-  // MDL -> index of the datagram whose chain check first reached it. A chain check that meets
-  // its own index again has found a cycle; one that meets an older index joins a chain that
-  // was already checked to its end. So each MDL is walked once per batch.
-  const mdlSeenBy = new Map<object, number>();
+  // Each MDL read once, on first sight, into a snapshot; the walk uses only snapshots, so a
+  // getter that answers differently later cannot send it round a cycle (see checkChain).
+  const snapshots = new Map<object, MdlSnapshot>();
   let datagramCount = 0;
   let bytes = 0;
 
@@ -195,13 +197,13 @@ export function buildBatch(list: WSK_BUF_LIST | null, family: 4 | 6): BuildBatch
       if (Offset !== 0) return fail(STATUS_INVALID_PARAMETER, `datagram ${i}: Mdl is NULL but Offset is ${Offset}`);
       words.push(0);
     } else {
-      const chainError = checkChain(Mdl, i, mdlSeenBy);
-      if (chainError !== null) return fail(STATUS_INVALID_PARAMETER, `datagram ${i}: ${chainError}`);
-      const first = Mdl as MDL;
-      if (Offset > first.Bytes.byteLength) {
+      const chain = checkChain(Mdl, i, snapshots);
+      if (typeof chain === 'string') return fail(STATUS_INVALID_PARAMETER, `datagram ${i}: ${chain}`);
+      const first = chain;
+      if (Offset > first.bytes.byteLength) {
         return fail(
           STATUS_INVALID_PARAMETER,
-          `datagram ${i}: Offset ${Offset} is past the end of the first MDL (${first.Bytes.byteLength} bytes)`,
+          `datagram ${i}: Offset ${Offset} is past the end of the first MDL (${first.bytes.byteLength} bytes)`,
         );
       }
       if (Length > maxPayload) {
@@ -213,7 +215,7 @@ export function buildBatch(list: WSK_BUF_LIST | null, family: 4 | 6): BuildBatch
       const countAt = words.length;
       words.push(0);
       let ranges = 0;
-      let mdl: MDL | null = first;
+      let mdl: MdlSnapshot | null = first;
       let position = Offset;
       let remaining = Length;
       while (remaining > 0) {
@@ -223,7 +225,7 @@ export function buildBatch(list: WSK_BUF_LIST | null, family: 4 | 6): BuildBatch
             `datagram ${i}: Offset ${Offset} + Length ${Length} runs off the end of the MDL chain`,
           );
         }
-        const view = mdl.Bytes;
+        const view = mdl.bytes;
         const available = view.byteLength - position;
         if (available > 0) {
           if (++ranges > MAX_DATAGRAM_PIECES) {
@@ -242,7 +244,7 @@ export function buildBatch(list: WSK_BUF_LIST | null, family: 4 | 6): BuildBatch
           words.push(take);
           remaining -= take;
         }
-        mdl = mdl.Next ?? null;
+        mdl = mdl.next;
         position = 0;
       }
       words.set(countAt, ranges);
@@ -256,20 +258,48 @@ export function buildBatch(list: WSK_BUF_LIST | null, family: 4 | 6): BuildBatch
   return { ok: true, buffers, layout: words.finish(), datagramCount, bytes };
 }
 
+/** One MDL as it was read: each field once. */
+interface MdlSnapshot {
+  readonly bytes: Uint8Array;
+  /** The snapshot of the MDL its `Next` named when it was read, or null at the chain's end. */
+  next: MdlSnapshot | null;
+  /** The datagram whose chain check read it first. */
+  readonly datagram: number;
+}
+
 /**
- * Checks the MDL chain from `head` to its end: every node an object with a Uint8Array `Bytes`,
- * no cycle. Returns an error message or null. See `mdlSeenBy` in buildBatch.
+ * Reads the MDL chain from `head` to its end, each MDL's `Bytes` and `Next` once, into
+ * snapshots: every node an object with a Uint8Array `Bytes`, no cycle. Returns the head's
+ * snapshot or an error message. A check that meets an MDL of its own datagram again has found
+ * a cycle; one that meets an MDL an earlier datagram read joins a chain already read to its
+ * end. So each MDL is read once per batch, and the snapshots form no cycle whatever the
+ * getters answer later.
  */
-function checkChain(head: unknown, datagram: number, mdlSeenBy: Map<object, number>): string | null {
+function checkChain(head: unknown, datagram: number, snapshots: Map<object, MdlSnapshot>):
+  MdlSnapshot | string {
+  let first: MdlSnapshot | null = null;
+  let last: MdlSnapshot | null = null;
   for (let node: unknown = head; node !== null && node !== undefined; ) {
     if (!isObject(node)) return 'MDL chain holds something that is not an MDL';
-    const seenBy = mdlSeenBy.get(node);
-    if (seenBy === datagram) return 'MDL chain has a cycle';
-    if (seenBy !== undefined) return null;
-    mdlSeenBy.set(node, datagram);
+    const seen = snapshots.get(node);
+    if (seen !== undefined) {
+      if (seen.datagram === datagram) return 'MDL chain has a cycle';
+      // Joins a chain an earlier datagram read to its end.
+      if (last === null) return seen;
+      last.next = seen;
+      return first as MdlSnapshot;
+    }
+    // A getter making a fresh MDL on every read would never end the chain.
+    if (snapshots.size >= MAX_MDLS_PER_BATCH) return `more than ${MAX_MDLS_PER_BATCH} MDLs in one call`;
     const mdl = node as Loose<'Next' | 'Bytes'>;
-    if (!types.isUint8Array(mdl.Bytes)) return 'MDL.Bytes is not a Uint8Array';
+    const bytes = mdl.Bytes;
+    if (!types.isUint8Array(bytes)) return 'MDL.Bytes is not a Uint8Array';
+    const snapshot: MdlSnapshot = { bytes, next: null, datagram };
+    snapshots.set(node, snapshot);
+    if (last === null) first = snapshot;
+    else last.next = snapshot;
+    last = snapshot;
     node = mdl.Next;
   }
-  return null;
+  return first as MdlSnapshot;
 }

@@ -400,3 +400,39 @@ describe('buildBatch properties', () => {
     );
   });
 });
+
+describe('buildBatch reads each MDL once (getters that change their answer)', () => {
+  it('an MDL whose Next is null on the check and itself on the walk: sent as read, no loop', () => {
+    let reads = 0;
+    const mdl = { Bytes: bytes(4) } as { Bytes: Uint8Array; Next: MDL | null };
+    Object.defineProperty(mdl, 'Next', { get: () => (reads++ === 0 ? null : mdl) });
+    // Length 8 needs a second MDL: as read (Next null), the chain ends after 4 bytes.
+    expect(status(one(mdl, 0, 8))).toBe(STATUS_INVALID_PARAMETER);
+    reads = 0;
+    const sent = ok(one(mdl, 0, 4));
+    expect(sent.layout).toEqual([1, 0, 0, 4]);
+    expect(reads).toBe(1);
+  });
+
+  it('an MDL whose Bytes grows between reads: the first answer is the one sent', () => {
+    const small = bytes(2);
+    const big = bytes(500);
+    let reads = 0;
+    const mdl = { Next: null } as { Bytes: Uint8Array; Next: MDL | null };
+    Object.defineProperty(mdl, 'Bytes', { get: () => (reads++ === 0 ? small : big) });
+    expect(status(one(mdl, 0, 100))).toBe(STATUS_INVALID_PARAMETER);
+    expect(reads).toBe(1);
+  });
+
+  it('a Next getter that makes a fresh MDL on every read ends with STATUS_INVALID_PARAMETER', () => {
+    let made = 0;
+    const endless = (): MDL => {
+      made++;
+      const mdl = { Bytes: bytes(0) } as MDL;
+      Object.defineProperty(mdl, 'Next', { get: endless });
+      return mdl;
+    };
+    expect(status(one(endless(), 0, 0))).toBe(STATUS_INVALID_PARAMETER);
+    expect(made).toBeLessThanOrEqual(2 * 2 ** 20 + 1);
+  });
+});
