@@ -142,25 +142,32 @@ export function parseIpLiteral(address: unknown, family: 4 | 6): { address: stri
 
 /**
  * Checks `datagrams` and turns them into the native call's arguments. Plain Uint8Arrays take the
- * layout-free fast path; a datagram given as pieces gets a layout. Never copies payloads.
+ * layout-free fast path; a datagram given as pieces gets a layout. Each element is read once,
+ * into arrays of our own, so what was checked is what the native side reads (a getter or a
+ * Proxy on the caller's array runs here, never inside the native call). Never copies payloads.
  */
 function describeBatch(datagrams: unknown, family: 4 | 6): {
   buffers: Uint8Array[];
   layout: BatchLayout;
   totalBytes: number;
+  /** Datagrams, as read once. */
+  count: number;
 } {
   if (!Array.isArray(datagrams)) {
     throw new TypeError('datagrams must be an array of Uint8Array (or of arrays of Uint8Array)');
   }
-  if (datagrams.length > MAX_BATCH_DATAGRAMS) {
-    throw new RangeError(`a batch holds at most ${MAX_BATCH_DATAGRAMS} datagrams, got ${datagrams.length}`);
+  const count = datagrams.length;
+  if (count > MAX_BATCH_DATAGRAMS) {
+    throw new RangeError(`a batch holds at most ${MAX_BATCH_DATAGRAMS} datagrams, got ${count}`);
   }
   const limit = MAX_UDP_PAYLOAD[family];
+  const read: Datagram[] = new Array(count);
   let pieces = 0;
   let totalBytes = 0;
-  for (let i = 0; i < datagrams.length; i++) {
+  for (let i = 0; i < count; i++) {
     const datagram: unknown = datagrams[i];
     if (datagram instanceof Uint8Array) {
+      read[i] = datagram;
       if (datagram.byteLength > limit) {
         throw new RangeError(`datagram ${i} has ${datagram.byteLength} bytes; the UDP limit over IPv${family} is ${limit}`);
       }
@@ -173,26 +180,28 @@ function describeBatch(datagrams: unknown, family: 4 | 6): {
     if (datagram.length > MAX_DATAGRAM_PIECES) {
       throw new RangeError(`datagram ${i} has ${datagram.length} pieces; at most ${MAX_DATAGRAM_PIECES}`);
     }
+    const parts = Array.from(datagram as unknown[]);
     let length = 0;
-    for (const piece of datagram as unknown[]) {
+    for (const piece of parts) {
       if (!(piece instanceof Uint8Array)) {
         throw new TypeError(`datagram ${i} has a piece that is not a Uint8Array`);
       }
       length += piece.byteLength;
     }
+    read[i] = parts as Uint8Array[];
     if (length > limit) {
       throw new RangeError(`datagram ${i} has ${length} bytes; the UDP limit over IPv${family} is ${limit}`);
     }
-    pieces += datagram.length;
+    pieces += parts.length;
     totalBytes += length;
   }
-  if (pieces === 0) return { buffers: datagrams as Uint8Array[], layout: null, totalBytes };
+  if (pieces === 0) return { buffers: read as Uint8Array[], layout: null, totalBytes, count };
 
   // Some datagrams are made of pieces: describe every datagram as ranges over `buffers`.
   const buffers: Uint8Array[] = [];
-  const layout = new Uint32Array(datagrams.length * 4 + pieces * 3);
+  const layout = new Uint32Array(count * 4 + pieces * 3);
   let word = 0;
-  for (const datagram of datagrams as Datagram[]) {
+  for (const datagram of read) {
     const parts = datagram instanceof Uint8Array ? [datagram] : datagram;
     layout[word++] = parts.length;
     for (const part of parts) {
@@ -202,7 +211,7 @@ function describeBatch(datagrams: unknown, family: 4 | 6): {
       buffers.push(part);
     }
   }
-  return { buffers, layout: layout.subarray(0, word), totalBytes };
+  return { buffers, layout: layout.subarray(0, word), totalBytes, count };
 }
 
 /**
@@ -377,9 +386,8 @@ export class UdpSocket extends EventEmitter implements BatchSender {
     const destination = this.#destination(port, address);
     const segment = this.#segment(options);
     const controls = options === undefined ? undefined : nativeControls(options, this.family);
-    const { buffers, layout } = describeBatch(datagrams, this.family);
-    const result = this.#queue.trySend(buffers, layout, datagrams.length, destination, segment,
-      controls);
+    const { buffers, layout, count } = describeBatch(datagrams, this.family);
+    const result = this.#queue.trySend(buffers, layout, count, destination, segment, controls);
     if (result.errno !== 0 && !isWouldBlock(result.errno)) {
       throw new WskError(result.errno, result.syscall, result);
     }
@@ -399,7 +407,7 @@ export class UdpSocket extends EventEmitter implements BatchSender {
       const destination = this.#destination(port, address);
       const segment = this.#segment(options);
       const controls = options === undefined ? undefined : nativeControls(options, this.family);
-      const { buffers, layout, totalBytes } = describeBatch(datagrams, this.family);
+      const { buffers, layout, totalBytes, count } = describeBatch(datagrams, this.family);
       return new Promise((resolve, reject) => {
         const settle = (result: RawSendResult | SendCompletion): void => {
           if ('cancelled' in result && result.cancelled) {
@@ -410,7 +418,7 @@ export class UdpSocket extends EventEmitter implements BatchSender {
             resolve({ datagrams: result.datagrams, bytes: result.bytes });
           }
         };
-        const submitted = this.#queue.submit(buffers, layout, datagrams.length, totalBytes,
+        const submitted = this.#queue.submit(buffers, layout, count, totalBytes,
           destination, settle, segment, controls);
         if (!('pending' in submitted)) settle(submitted);
       });
