@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 
 #include "messages_posix.h"
 #include "send.h"
@@ -16,7 +17,15 @@ class SendmmsgBackend final : public SendBackend {
     SendOutcome outcome;
     size_t next = 0;
     while (next < batch.datagram_count) {
-      const size_t message_count = builder_.Prepare(batch, next, UIO_MAXIOV);
+      size_t message_count;
+      try {
+        message_count = builder_.Prepare(batch, next, UIO_MAXIOV);
+      } catch (const std::bad_alloc&) {
+        // The message arrays grow with the window; what went out so far stays counted.
+        outcome.error = ENOMEM;
+        outcome.syscall = Name();
+        return outcome;
+      }
       int sent;
       do {
         sent = sendmmsg(socket, builder_.slots(), static_cast<unsigned int>(message_count), 0);

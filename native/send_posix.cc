@@ -3,6 +3,7 @@
 // and an equivalence test, run on it too. Messages come from the same MessageBuilder as the
 // sendmmsg back-end (super-packets only where the OS has UDP_SEGMENT).
 #include <cerrno>
+#include <new>
 
 #include "messages_posix.h"
 #include "send.h"
@@ -19,7 +20,15 @@ class SendmsgBackend final : public SendBackend {
     SendOutcome outcome;
     size_t next = 0;
     while (next < batch.datagram_count) {
-      const size_t message_count = builder_.Prepare(batch, next, kMessagesPerRound);
+      size_t message_count;
+      try {
+        message_count = builder_.Prepare(batch, next, kMessagesPerRound);
+      } catch (const std::bad_alloc&) {
+        // The message arrays grow with the window; what went out so far stays counted.
+        outcome.error = ENOMEM;
+        outcome.syscall = Name();
+        return outcome;
+      }
       MessageSlot* slots = builder_.slots();
       for (size_t m = 0; m < message_count; ++m) {
         ssize_t sent;

@@ -289,9 +289,14 @@ void UdpSocket::Invoke(const Napi::FunctionReference& callback, int status) {
   // handles do. A throwing callback is reported like any uncaught exception.
   if (napi_make_callback(env, async_context_, Value(), callback.Value(), 1, argv, &result) ==
       napi_pending_exception) {
+    // Either the callback threw, or the environment is terminating and ran nothing (then no
+    // exception is pending and there is nothing to report).
+    bool pending = false;
     napi_value error = nullptr;
-    napi_get_and_clear_last_exception(env, &error);
-    napi_fatal_exception(env, error);
+    if (napi_is_exception_pending(env, &pending) == napi_ok && pending &&
+        napi_get_and_clear_last_exception(env, &error) == napi_ok) {
+      napi_fatal_exception(env, error);
+    }
   }
 }
 
