@@ -292,8 +292,9 @@ export class SendQueue {
 }
 
 /**
- * The queue's copy of a batch that waits: its own buffers array (the caller may reuse theirs)
- * and a layout giving every datagram's length, so that a buffer detached or shrunk while the
+ * The queue's copy of a batch that waits: its own buffers array (the caller may reuse theirs,
+ * and no getter of theirs runs while the queue flushes) and a layout giving every datagram's
+ * length, so that a buffer detached or shrunk while the
  * request waits is refused by the native send (EFAULT) instead of going out short or empty.
  * Datagram i of a layout-free batch is at word 4 * i.
  */
@@ -302,7 +303,7 @@ function hold(buffers: readonly Uint8Array[], layout: BatchLayout, next: number,
   layout: Uint32Array;
   wordOf: (datagram: number) => number;
 } {
-  if (layout !== null) return { buffers, layout, wordOf: () => 0 };
+  if (layout !== null) return { buffers: buffers.slice(), layout, wordOf: () => 0 };
   const own = buffers.slice(0, count);
   const words = new Uint32Array(count * 4);
   for (let i = 0; i < count; i++) {
