@@ -1,6 +1,10 @@
 /**
  * Loads the native addon and describes it: the one typed interface to C++.
  * The native side returns raw OS error codes (0 = success); lib/errors.ts gives them meaning.
+ *
+ * The addon is node-gyp-build's pick (build/Release, or prebuilds/) unless the environment
+ * variable WSK_DGRAM_ADDON names a .node file, which is then loaded instead: that is how CI runs
+ * the integration suite on the sanitizer build (build-asan/, through scripts/run-asan.sh).
  */
 import * as path from 'node:path';
 import nodeGypBuild = require('node-gyp-build');
@@ -111,6 +115,7 @@ let loaded: NativeBinding | undefined;
 
 /** The addon, loaded on first use so that pure modules never need it. */
 export function binding(): NativeBinding {
-  loaded ??= nodeGypBuild(packageRoot) as NativeBinding;
+  const file = process.env.WSK_DGRAM_ADDON;
+  loaded ??= (file ? require(path.resolve(file)) : nodeGypBuild(packageRoot)) as NativeBinding;
   return loaded;
 }

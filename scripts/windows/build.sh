@@ -86,8 +86,9 @@ node -e '
 "$dlltool" --input-def "$out/node.def" --dllname node.exe --output-lib "$out/libnode.a"
 
 addon_api=$(node -p "require('node-addon-api').include_dir")
-sources=(native/addon.cc native/socket.cc native/segmentation.cc native/address.cc native/os_socket_win.cc native/send_win.cc
-         native/recv_win.cc)
+# The sources: native/sources.json, the list binding.gyp and CMakeLists.txt read too.
+source_list=$(node -p 'const s = require("./native/sources.json"); [...s.common, ...s.win].join("\n")')
+mapfile -t sources <<<"$source_list"
 "$cxx" -shared -o "$out/wsk_dgram.node" "${sources[@]}" \
   -std=c++17 -O2 -fexceptions -Wall -Wextra \
   -DNAPI_VERSION=8 -DNODE_ADDON_API_CPP_EXCEPTIONS -DNODE_ADDON_API_CPP_EXCEPTIONS_ALL \
