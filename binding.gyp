@@ -1,4 +1,4 @@
-# The source list lives in native/sources.json, shared with CMakeLists.txt (the sanitizer
+# The source list and the defines live in native/sources.json, shared with CMakeLists.txt (the sanitizer
 # build) and scripts/windows/build.sh.
 {
   "targets": [
@@ -6,7 +6,7 @@
       "target_name": "wsk_dgram",
       "sources": ["<!@(node -p \"require('./native/sources.json').common.join(' ')\")"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
-      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_CPP_EXCEPTIONS", "NODE_ADDON_API_CPP_EXCEPTIONS_ALL", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "defines": ["<!@(node -p \"require('./native/sources.json').defines.join(' ')\")"],
       "cflags_cc": ["-std=c++17", "-fexceptions", "-Wall", "-Wextra"],
       "cflags_cc!": ["-fno-exceptions"],
       "conditions": [

@@ -89,10 +89,10 @@ addon_api=$(node -p "require('node-addon-api').include_dir")
 # The sources: native/sources.json, the list binding.gyp and CMakeLists.txt read too.
 source_list=$(node -p 'const s = require("./native/sources.json"); [...s.common, ...s.win].join("\n")')
 mapfile -t sources <<<"$source_list"
+mapfile -t defines < <(node -p 'require("./native/sources.json").defines.map((d) => "-D" + d).join("\n")')
 "$cxx" -shared -o "$out/wsk_dgram.node" "${sources[@]}" \
   -std=c++17 -O2 -fexceptions -Wall -Wextra \
-  -DNAPI_VERSION=8 -DNODE_ADDON_API_CPP_EXCEPTIONS -DNODE_ADDON_API_CPP_EXCEPTIONS_ALL \
-  -DNODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS -DNODE_ADDON_API_DISABLE_DEPRECATED \
+  "${defines[@]}" \
   -DBUILDING_NODE_EXTENSION -D_WIN32_WINNT=0x0A00 -DWIN32_LEAN_AND_MEAN -DNOMINMAX \
   -I "$npm_dir/node-api-headers/include" -I "$addon_api" -I "$out/include" \
   -static -static-libgcc -static-libstdc++ \
