@@ -36,6 +36,8 @@ fi
 #   worker) rather than something a retry could hide.
 # halt_on_error / -fno-sanitize-recover: stop at the first UBSan report.
 # print_stacktrace=1: UBSan prints a stack, not only file:line of the check.
+# Instrumented code runs 2-3x slower: tests that bound event-loop gaps stretch their limits.
+export WSK_TEST_TIME_SCALE="${WSK_TEST_TIME_SCALE:-3}"
 export LD_PRELOAD="$asan${LD_PRELOAD:+ $LD_PRELOAD}"
 export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 export UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"

@@ -26,6 +26,11 @@ import {
 } from './netns';
 
 const SIZE = 1200;
+/**
+ * Slower builds (the sanitizer stage: scripts/run-asan.sh sets 3) stretch the loop-gap limits
+ * by this factor; the release build is held to them as written.
+ */
+const TIME_SCALE = Number(process.env.WSK_TEST_TIME_SCALE ?? '1');
 const STATUS_SUCCESS = 0;
 const STATUS_PENDING = 0x103;
 const STATUS_CANCELLED = 0xc0000120;
@@ -187,7 +192,7 @@ describe('slow link (veth between namespaces, tbf 10 mbit)', () => {
     expect({ calls: result.routineCalls, inside: result.routineInsideCall }).toEqual({ calls: 1, inside: false });
     // The link really was slow (>= 2.5 s for 3.6 MB), and the 10 ms ticker kept firing meanwhile.
     expect(result.completedMs).toBeGreaterThan(2500);
-    expect(result.loop.maxGapMs).toBeLessThan(200);
+    expect(result.loop.maxGapMs).toBeLessThan(200 * TIME_SCALE);
     expect(result.loop.ticks).toBeGreaterThan(result.completedMs / 10 / 2);
     expectCleanExit(run);
     expectCleanEnd(result);
@@ -238,7 +243,7 @@ describe('slow link (veth between namespaces, tbf 10 mbit)', () => {
     expect(result.drainEvents).toBeGreaterThanOrEqual(1);
     expect(result.drainedResolved).toBe(true);
     expect(result.pendingStateAtEnd).toEqual({ pendingDatagrams: 0, pendingBytes: 0, pendingRequests: 0 });
-    expect(result.loop.maxGapMs).toBeLessThan(200);
+    expect(result.loop.maxGapMs).toBeLessThan(200 * TIME_SCALE);
     expectCleanExit(run);
     expectCleanEnd(result);
     // Batch 1, then 2, ...: one run 0..1999 (sequence numbers run on across batches).
