@@ -106,17 +106,22 @@ export interface SenderPathReport {
   error: string | null;
 }
 
-export interface MemorySample {
-  /** Seconds since the sender started sending. */
-  t: number;
+/** The sender's memory at one moment. */
+export interface MemoryReading {
   rss: number;
   /** Anonymous and file-backed parts of the RSS (/proc/self/status), -1 where unknown. */
   rssAnon: number;
   rssFile: number;
+  /** V8's heap as committed (what of the RSS is the JavaScript heap) and as used. */
   heapTotal: number;
   heapUsed: number;
   /** Memory of ArrayBuffers and other objects outside the V8 heap (memoryUsage().external). */
   external: number;
+}
+
+export interface MemorySample extends MemoryReading {
+  /** Seconds since the sender started sending. */
+  t: number;
 }
 
 /** Lines the sender prints. */
@@ -132,11 +137,11 @@ export type SenderLine =
     fdsAfter: number;
     /** Descriptors open at the end that were not at the start (readlink targets). */
     fdsNew: string[];
-    rssWarm: number | null;
-    rssEnd: number;
+    /** Readings after the warm-up and at the end, each after a full GC where one could be forced. */
+    warm: MemoryReading | null;
+    end: MemoryReading;
+    /** The highest RSS sampled between the two. */
     rssPeakAfterWarm: number | null;
-    heapEnd: number;
-    externalEnd: number;
     gcForced: boolean;
   };
 
@@ -152,8 +157,16 @@ export type SenderCommand = { cmd: 'ack'; path: PathId; received: number };
 /** Lines the soak writes to a receiver's stdin. */
 export type ReceiverCommand = { cmd: 'report'; id: number } | { cmd: 'exit' };
 
+/** This process's memory now. */
+export function readMemory(): MemoryReading {
+  const usage = process.memoryUsage();
+  return {
+    rss: usage.rss, ...rssParts(), heapTotal: usage.heapTotal, heapUsed: usage.heapUsed, external: usage.external,
+  };
+}
+
 /** RssAnon and RssFile of /proc/self/status in bytes (-1 where unknown). */
-export function rssParts(): { rssAnon: number; rssFile: number } {
+function rssParts(): { rssAnon: number; rssFile: number } {
   let status = '';
   try {
     status = fs.readFileSync('/proc/self/status', 'utf8');

@@ -1,5 +1,5 @@
 /** The soak's checks and its printed report (scripts/soak.ts gathers the figures). */
-import type { MemorySample, PathId, PathPlan, ReceiverPathReport, SenderLine, SenderPathReport } from './protocol';
+import type { MemoryReading, MemorySample, PathId, PathPlan, ReceiverPathReport, SenderLine, SenderPathReport } from './protocol';
 
 export const RSS_GROWTH_LIMIT = 10 * 2 ** 20;
 
@@ -40,9 +40,10 @@ export const int = (n: number): string => Math.round(n).toLocaleString('en-US');
 const signed = (bytes: number): string => `${bytes >= 0 ? '+' : ''}${mb(bytes)}`;
 
 /**
- * The checks. RSS is compared after a full collection at both ends (the sender forces one when
- * it can): V8 grows and shrinks its heap by tens of MB on its own schedule, which says nothing
- * about a leak; what survives a collection, and native memory, does.
+ * The checks. The sender's RSS is read after a full GC (the sender forces one before every
+ * sample when it can) with its young generation pinned (soak.ts): V8 grows its heap, and
+ * garbage piles up between its own collections, on V8's schedule, which says nothing about a
+ * leak; what survives a collection, and native memory, does.
  */
 export function evaluate(outcome: SoakOutcome | null, failure: Error | null, namespacesLeft: string[]): Check[] {
   const checks: Check[] = [];
@@ -68,14 +69,15 @@ export function evaluate(outcome: SoakOutcome | null, failure: Error | null, nam
       }
     }
     const r = outcome.result;
-    if (r.rssWarm === null) {
+    if (r.warm === null) {
       check('sender RSS growth after warm-up < 10 MB', false, 'the run ended before its warm-up did');
     } else {
-      const growth = r.rssEnd - r.rssWarm;
+      const growth = r.end.rss - r.warm.rss;
+      const heap = r.end.heapTotal - r.warm.heapTotal;
       check('sender RSS growth after warm-up < 10 MB', growth < RSS_GROWTH_LIMIT,
-        `${mb(r.rssWarm)} MB after warm-up -> ${mb(r.rssEnd)} MB at the end (${signed(growth)} MB` +
-        `${r.gcForced ? ', both after a full GC' : ', no GC available'}; peak between them ` +
-        `${mb(r.rssPeakAfterWarm ?? r.rssEnd)} MB)`);
+        `${mb(r.warm.rss)} MB after warm-up -> ${mb(r.end.rss)} MB at the end: ${signed(growth)} MB ` +
+        `(V8 heap ${signed(heap)}, the rest ${signed(growth - heap)}` +
+        `${r.gcForced ? '; read after a full GC' : '; no GC could be forced'})`);
     }
     check('sender descriptors unchanged', r.fdsAfter === r.fdsBefore,
       `${r.fdsBefore} before the sockets, ${r.fdsAfter} after closing them` +
@@ -128,11 +130,11 @@ export function formatText(outcome: SoakOutcome | null, checks: readonly Check[]
         `window ${row.window}; ${note(row)}`]));
     }
     out.push('');
-    out.push(`sender RSS: ${mb(outcome.rssStart)} MB at the start, ` +
-      `${r.rssWarm === null ? '-' : mb(r.rssWarm)} MB after warm-up` +
-      `${outcome.warmAt === null ? '' : ` (${outcome.warmAt.toFixed(1)} s)`}, ` +
-      `peak ${r.rssPeakAfterWarm === null ? '-' : mb(r.rssPeakAfterWarm)} MB, ${mb(r.rssEnd)} MB at the end ` +
-      `(V8 heap ${mb(r.heapEnd)} MB used, external ${mb(r.externalEnd)} MB)`);
+    const reading = (m: MemoryReading): string =>
+      `${mb(m.rss)} MB (V8 heap ${mb(m.heapTotal)}, rest ${mb(m.rss - m.heapTotal)})`;
+    out.push(`sender RSS: ${mb(outcome.rssStart)} MB at the start; after warm-up` +
+      `${outcome.warmAt === null ? '' : ` (${outcome.warmAt.toFixed(1)} s)`} ${r.warm === null ? '-' : reading(r.warm)}; ` +
+      `peak ${r.rssPeakAfterWarm === null ? '-' : mb(r.rssPeakAfterWarm)} MB; at the end ${reading(r.end)}`);
     out.push(`sender descriptors: ${r.fdsBefore} before the sockets, ${r.fdsAfter} after closing them`);
     out.push(`receivers' RSS at the end: ${outcome.receiverRss.map((x) => `${x.label} ${mb(x.rss)} MB`).join(', ')}`);
     out.push('');

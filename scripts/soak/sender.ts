@@ -11,7 +11,11 @@
  * of receive buffer and the counts must match exactly.
  *
  * Prints JSON lines (protocol.ts SenderLine): samples of memory and descriptors twice a second,
- * the warm-up mark, and one result, then exits (code 1 if a path failed).
+ * the warm-up mark, and one result, then exits (code 1 if a path failed). Each sample follows a
+ * full GC, so that the RSS follows live memory: between V8's own major collections, garbage
+ * ArrayBuffers (a send's layout is one) pile up in malloc'd memory, and the RSS keeps the high
+ * mark they reached (seen: +12 MB at the first major GC, 12 s into a run, then flat), which is
+ * no leak. What a leak keeps survives the collection.
  */
 import * as readline from 'node:readline';
 import { performance } from 'node:perf_hooks';
@@ -22,7 +26,8 @@ import { makePool, openContenders, stamp, type Contender } from '../bench/conten
 import {
   MAX_CALLS,
   openDescriptors,
-  rssParts,
+  readMemory,
+  type MemoryReading,
   runId,
   type PathId,
   type PathPlan,
@@ -38,7 +43,7 @@ function emit(line: SenderLine): void {
   process.stdout.write(`${JSON.stringify(line)}\n`);
 }
 
-/** A full collection before the warm-up and end readings, so that they compare live memory. */
+/** A forced full collection (V8's gc(), exposed at run time), or null where V8 refuses. */
 function collector(): (() => void) | null {
   try {
     v8.setFlagsFromString('--expose-gc');
@@ -268,25 +273,20 @@ async function main(): Promise<void> {
     run.report.seconds = (performance.now() - run.started) / 1000;
   }));
 
-  let rssWarm: number | null = null;
+  let warm: MemoryReading | null = null;
   let rssPeakAfterWarm: number | null = null;
   const sample = (): void => {
-    const memory = process.memoryUsage();
     const t = budget.elapsed();
-    if (rssWarm === null && budget.progress() >= config.warmUp) {
-      gc?.();
-      rssWarm = process.memoryUsage.rss();
-      rssPeakAfterWarm = rssWarm;
-      emit({ event: 'warm', t, rss: rssWarm, sent: runs.reduce((s, r) => s + r.report.sent, 0) });
-    } else if (rssPeakAfterWarm !== null) {
-      rssPeakAfterWarm = Math.max(rssPeakAfterWarm, memory.rss);
+    gc?.();
+    const memory = readMemory();
+    if (warm === null && budget.progress() >= config.warmUp) {
+      warm = memory;
+      emit({ event: 'warm', t, rss: warm.rss, sent: runs.reduce((s, r) => s + r.report.sent, 0) });
     }
+    if (warm !== null) rssPeakAfterWarm = Math.max(rssPeakAfterWarm ?? 0, memory.rss);
     const sent: Record<string, number> = {};
     for (const run of runs) sent[run.plan.id] = run.report.sent;
-    emit({
-      event: 'sample', t, rss: memory.rss, ...rssParts(), heapTotal: memory.heapTotal, heapUsed: memory.heapUsed, external: memory.external,
-      sent, fds: openDescriptors().length,
-    });
+    emit({ event: 'sample', t, ...memory, sent, fds: openDescriptors().length });
   };
   const sampler = setInterval(sample, SAMPLE_MS);
   await Promise.all(ended);
@@ -305,11 +305,10 @@ async function main(): Promise<void> {
   // Let the closes and the last timers settle before the final readings.
   await new Promise((resolve) => setTimeout(resolve, 100));
   gc?.();
-  const rssEnd = process.memoryUsage.rss();
-  if (rssPeakAfterWarm !== null) rssPeakAfterWarm = Math.max(rssPeakAfterWarm, rssEnd);
+  const end = readMemory();
+  if (rssPeakAfterWarm !== null) rssPeakAfterWarm = Math.max(rssPeakAfterWarm, end.rss);
   const fdsAfter = openDescriptors();
   const before = new Set(fdsBefore);
-  const memory = process.memoryUsage();
   emit({
     event: 'result',
     paths: runs.map((r) => r.report),
@@ -317,11 +316,9 @@ async function main(): Promise<void> {
     fdsBefore: fdsBefore.length,
     fdsAfter: fdsAfter.length,
     fdsNew: fdsAfter.filter((fd) => !before.has(fd)),
-    rssWarm,
-    rssEnd,
+    warm,
+    end,
     rssPeakAfterWarm,
-    heapEnd: memory.heapUsed,
-    externalEnd: memory.external,
     gcForced: gc !== null,
   });
   // stdout is a pipe, written synchronously on Linux: nothing is lost by exiting now.
