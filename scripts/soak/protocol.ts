@@ -63,7 +63,7 @@ export interface SenderConfig {
 
 /** The receiver's argument (JSON). */
 export interface ReceiverConfig {
-  paths: Array<Pick<PathPlan, 'id' | 'size' | 'layout' | 'host'> & { batch: number }>;
+  paths: Array<Pick<PathPlan, 'id' | 'size' | 'batch' | 'layout' | 'host'>>;
   receiveBuffer: number;
   /** An acknowledgement per this many datagrams of a path (and a timer for the rest). */
   ackEvery: number;
