@@ -83,13 +83,13 @@ export interface Contender {
 }
 
 /** `count` views of `size` bytes, back to back in one ArrayBuffer, with a fixed pattern. */
-function makePool(size: number, count: number): Buffer[] {
+export function makePool(size: number, count: number): Buffer[] {
   const memory = Buffer.alloc(size * count);
   for (let i = 0; i < memory.length; i++) memory[i] = (i * 7 + 3) & 0xff;
   return Array.from({ length: count }, (_, i) => memory.subarray(i * size, (i + 1) * size));
 }
 
-function stamp(pool: readonly Buffer[], run: number): void {
+export function stamp(pool: readonly Buffer[], run: number): void {
   for (let i = 0; i < pool.length; i++) {
     pool[i]!.writeUInt32BE(run, 0);
     pool[i]!.writeUInt32BE(i, 4);
