@@ -144,6 +144,7 @@ export async function runHarness<T>(def: TargetDefinition<T>, options: HarnessOp
     let shrinkCount = 0;
     let caseKind = '';
     let duplicate = false;
+    let shrinkable = true;
     const startedAt = nextIndex;
 
     const before = (value: T): void => {
@@ -172,7 +173,7 @@ export async function runHarness<T>(def: TargetDefinition<T>, options: HarnessOp
       outcomes['property failure'] = (outcomes['property failure'] ?? 0) + 1;
       duplicate = bySignature.has(signatureOf(failureMessage));
       // Shrinking counts against the target's time bound too.
-      const shrinkable = (error as { shrink?: unknown } | null)?.shrink !== false;
+      shrinkable = (error as { shrink?: unknown } | null)?.shrink !== false;
       shrinkDeadline = duplicate || !shrinkable ? 0
         : Math.min(performance.now() + options.shrinkSeconds * 1000, deadline);
       if (duplicate) return;
@@ -241,7 +242,7 @@ export async function runHarness<T>(def: TargetDefinition<T>, options: HarnessOp
       const finding: Finding = {
         type: 'property', target: def.name, seed: options.seed, index: failedAt,
         path: details.counterexamplePath ?? String(failedAt), caseKind, message: message || failureMessage,
-        firstMessage: failureMessage, counterexample, shrinkInterrupted: details.interrupted, shrinkRuns: shrinkCount,
+        firstMessage: failureMessage, counterexample, shrinkInterrupted: details.interrupted && shrinkable, shrinkRuns: shrinkCount,
         occurrences: 1,
       };
       findings.push(finding);

@@ -303,6 +303,8 @@ async function runOps(c: SocketCase, socket: UdpSocket, receiver: Receiver,
   await receiver.wait(want.length, 3000);
   if (c.lane === 'slow') await sleep(3);
   const got = receiver.take();
+  const drops = receiver.drops();
+  if (drops > 0) fail(`the receiver dropped ${drops} datagrams: the case overflowed its receive buffer`);
   const problem = compareDatagrams(got, want, 'receiver');
   if (problem !== null) fail(problem);
   for (const d of got) {
