@@ -68,7 +68,11 @@ export interface NativeUdpSocket {
   /**
    * Sends datagrams [first, first + count) of the batch (`BatchLayout` in transport.ts; for a
    * layout, `firstWord` is where datagram `first` starts) to `address` (null: the connected
-   * remote). `word` in the result is where the first unsent datagram starts.
+   * remote). `word` in the result is where the first unsent datagram starts. Each element and
+   * layout word is read once. A layout pins every range's length: a range its buffer no longer
+   * holds (detached, shrunk) is a RangeError and nothing is sent. Without a layout, datagram i
+   * is `buffers[first + i]` as it is at the call: a detached one is a RangeError, a view a
+   * resize left out of bounds reads as empty (the lib layer refuses those before calling).
    */
   send(
     buffers: readonly Uint8Array[],

@@ -140,6 +140,20 @@ export function parseIpLiteral(address: unknown, family: 4 | 6): { address: stri
   return { address: literal, scopeId };
 }
 
+// Captured at load: %TypedArray%.prototype.at throws for a view whose memory is gone (detached,
+// or a fixed-length view past the end of a shrunk resizable ArrayBuffer), where byteLength only
+// says 0.
+const typedArrayAt = Uint8Array.prototype.at;
+
+/** Throws a RangeError when the empty view `bytes` is empty because its memory is gone. */
+function checkEmptyView(bytes: Uint8Array, what: string): void {
+  try {
+    Reflect.apply(typedArrayAt, bytes, [0]);
+  } catch {
+    throw new RangeError(`${what} has no memory (its ArrayBuffer is detached, or shrunk below it)`);
+  }
+}
+
 /**
  * Checks `datagrams` and turns them into the native call's arguments. Plain Uint8Arrays take the
  * layout-free fast path; a datagram given as pieces gets a layout. Each element is read once,
@@ -168,6 +182,7 @@ function describeBatch(datagrams: unknown, family: 4 | 6): {
     const datagram: unknown = datagrams[i];
     if (datagram instanceof Uint8Array) {
       read[i] = datagram;
+      if (datagram.byteLength === 0) checkEmptyView(datagram, `datagram ${i}`);
       if (datagram.byteLength > limit) {
         throw new RangeError(`datagram ${i} has ${datagram.byteLength} bytes; the UDP limit over IPv${family} is ${limit}`);
       }
@@ -186,6 +201,7 @@ function describeBatch(datagrams: unknown, family: 4 | 6): {
       if (!(piece instanceof Uint8Array)) {
         throw new TypeError(`datagram ${i} has a piece that is not a Uint8Array`);
       }
+      if (piece.byteLength === 0) checkEmptyView(piece, `a piece of datagram ${i}`);
       length += piece.byteLength;
     }
     read[i] = parts as Uint8Array[];

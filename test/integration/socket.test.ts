@@ -131,6 +131,30 @@ describe('UdpSocket over IPv4 loopback', () => {
     expect(receiver.received).toHaveLength(0);
   });
 
+  test('a datagram or piece whose memory is gone (detached, or out of bounds of a shrunk resizable buffer) is a RangeError; nothing is sent', async () => {
+    const Resizable = ArrayBuffer as unknown as
+      new (length: number, options: { maxByteLength: number }) => ArrayBuffer & { resize(n: number): void };
+    const shrunk = new Resizable(64, { maxByteLength: 64 });
+    const outOfBounds = new Uint8Array(shrunk, 0, 64);
+    shrunk.resize(16);
+    const detached = new Uint8Array(32);
+    structuredClone(detached.buffer, { transfer: [detached.buffer] });
+    const good = Buffer.from('fine');
+    for (const gone of [outOfBounds, detached]) {
+      expect(gone.byteLength).toBe(0);
+      const attempts: Array<() => unknown> = [
+        () => socket.trySendBatch([good, gone], receiver.port, '127.0.0.1'),
+        () => socket.trySendBatch([good, [good, gone]], receiver.port, '127.0.0.1'),
+      ];
+      for (const attempt of attempts) expect(attempt).toThrow(/has no memory/);
+      await expect(socket.sendBatch([good, gone], receiver.port, '127.0.0.1')).rejects.toThrow(RangeError);
+    }
+    // An empty datagram that is empty by design still goes out.
+    expect(socket.trySendBatch([new Uint8Array(0), good], receiver.port, '127.0.0.1')).toEqual({ datagrams: 2, bytes: 4 });
+    const got = await receiver.waitFor(2);
+    expect(got.map((d) => d.toString())).toEqual(['', 'fine']);
+  });
+
   test('a closed socket refuses to send with EBADF / STATUS_INVALID_HANDLE', async () => {
     socket.close();
     expect(socket.closed).toBe(true);
