@@ -9,6 +9,7 @@
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import * as os from 'node:os';
+import { types } from 'node:util';
 import { binding, type NativeControls, type NativeUdpSocket, type SocketStats } from './binding';
 import { WskError } from './errors';
 import {
@@ -140,25 +141,40 @@ export function parseIpLiteral(address: unknown, family: 4 | 6): { address: stri
   return { address: literal, scopeId };
 }
 
-// Captured at load: %TypedArray%.prototype.at throws for a view whose memory is gone (detached,
-// or a fixed-length view past the end of a shrunk resizable ArrayBuffer), where byteLength only
-// says 0.
+// Intrinsics captured at load, so that checking a datagram runs none of the caller's code (an
+// own `byteLength` property, a Symbol.hasInstance) and reads what the native side will read.
+// %TypedArray%.prototype.at throws for a view whose memory is gone (detached, or a fixed-length
+// view past the end of a shrunk resizable ArrayBuffer), where byteLength only says 0.
+const typedArrayPrototype = Object.getPrototypeOf(Uint8Array.prototype) as object;
+const typedArrayByteLength = Object.getOwnPropertyDescriptor(typedArrayPrototype, 'byteLength')!.get!;
 const typedArrayAt = Uint8Array.prototype.at;
+const { isUint8Array } = types;
 
-/** Throws a RangeError when the empty view `bytes` is empty because its memory is gone. */
-function checkEmptyView(bytes: Uint8Array, what: string): void {
-  try {
-    Reflect.apply(typedArrayAt, bytes, [0]);
-  } catch {
-    throw new RangeError(`${what} has no memory (its ArrayBuffer is detached, or shrunk below it)`);
+function byteLengthOf(view: Uint8Array): number {
+  return Reflect.apply(typedArrayByteLength, view, []) as number;
+}
+
+/** The byte length of `view`; a RangeError when it is empty because its memory is gone. */
+function checkedLength(view: Uint8Array, what: string): number {
+  const length = byteLengthOf(view);
+  if (length === 0) {
+    try {
+      Reflect.apply(typedArrayAt, view, [0]);
+    } catch {
+      throw new RangeError(`${what} has no memory (its ArrayBuffer is detached, or shrunk below it)`);
+    }
   }
+  return length;
 }
 
 /**
  * Checks `datagrams` and turns them into the native call's arguments. Plain Uint8Arrays take the
- * layout-free fast path; a datagram given as pieces gets a layout. Each element is read once,
- * into arrays of our own, so what was checked is what the native side reads (a getter or a
- * Proxy on the caller's array runs here, never inside the native call). Never copies payloads.
+ * layout-free fast path; a datagram given as pieces gets a layout. Never copies payloads.
+ *
+ * Every element is read once, into arrays of our own, before anything is checked: a getter or
+ * a Proxy of the caller's runs only in that first pass, so it cannot change what was checked,
+ * and nothing of the caller's runs between the checks and the native call, which reads the
+ * same views at the same lengths.
  */
 function describeBatch(datagrams: unknown, family: 4 | 6): {
   buffers: Uint8Array[];
@@ -174,41 +190,44 @@ function describeBatch(datagrams: unknown, family: 4 | 6): {
   if (count > MAX_BATCH_DATAGRAMS) {
     throw new RangeError(`a batch holds at most ${MAX_BATCH_DATAGRAMS} datagrams, got ${count}`);
   }
-  const limit = MAX_UDP_PAYLOAD[family];
-  const read: Datagram[] = new Array(count);
+  // Pass 1: read (the caller's code may run).
+  const read: unknown[] = new Array(count);
   let pieces = 0;
-  let totalBytes = 0;
   for (let i = 0; i < count; i++) {
     const datagram: unknown = datagrams[i];
-    if (datagram instanceof Uint8Array) {
+    if (isUint8Array(datagram) || !Array.isArray(datagram)) {
       read[i] = datagram;
-      if (datagram.byteLength === 0) checkEmptyView(datagram, `datagram ${i}`);
-      if (datagram.byteLength > limit) {
-        throw new RangeError(`datagram ${i} has ${datagram.byteLength} bytes; the UDP limit over IPv${family} is ${limit}`);
-      }
-      totalBytes += datagram.byteLength;
       continue;
     }
-    if (!Array.isArray(datagram)) {
+    const partCount = datagram.length;
+    if (partCount > MAX_DATAGRAM_PIECES) {
+      throw new RangeError(`datagram ${i} has ${partCount} pieces; at most ${MAX_DATAGRAM_PIECES}`);
+    }
+    const parts: unknown[] = new Array(partCount);
+    for (let p = 0; p < partCount; p++) parts[p] = datagram[p];
+    read[i] = parts;
+    pieces += partCount;
+  }
+
+  // Pass 2: check what was read (none of the caller's code runs from here on).
+  const limit = MAX_UDP_PAYLOAD[family];
+  let totalBytes = 0;
+  for (let i = 0; i < count; i++) {
+    const datagram = read[i];
+    let length = 0;
+    if (isUint8Array(datagram)) {
+      length = checkedLength(datagram, `datagram ${i}`);
+    } else if (Array.isArray(datagram)) {
+      for (const piece of datagram as unknown[]) {
+        if (!isUint8Array(piece)) throw new TypeError(`datagram ${i} has a piece that is not a Uint8Array`);
+        length += checkedLength(piece, `a piece of datagram ${i}`);
+      }
+    } else {
       throw new TypeError(`datagram ${i} must be a Uint8Array or an array of Uint8Array`);
     }
-    if (datagram.length > MAX_DATAGRAM_PIECES) {
-      throw new RangeError(`datagram ${i} has ${datagram.length} pieces; at most ${MAX_DATAGRAM_PIECES}`);
-    }
-    const parts = Array.from(datagram as unknown[]);
-    let length = 0;
-    for (const piece of parts) {
-      if (!(piece instanceof Uint8Array)) {
-        throw new TypeError(`datagram ${i} has a piece that is not a Uint8Array`);
-      }
-      if (piece.byteLength === 0) checkEmptyView(piece, `a piece of datagram ${i}`);
-      length += piece.byteLength;
-    }
-    read[i] = parts as Uint8Array[];
     if (length > limit) {
       throw new RangeError(`datagram ${i} has ${length} bytes; the UDP limit over IPv${family} is ${limit}`);
     }
-    pieces += parts.length;
     totalBytes += length;
   }
   if (pieces === 0) return { buffers: read as Uint8Array[], layout: null, totalBytes, count };
@@ -217,13 +236,13 @@ function describeBatch(datagrams: unknown, family: 4 | 6): {
   const buffers: Uint8Array[] = [];
   const layout = new Uint32Array(count * 4 + pieces * 3);
   let word = 0;
-  for (const datagram of read) {
-    const parts = datagram instanceof Uint8Array ? [datagram] : datagram;
+  for (const datagram of read as Datagram[]) {
+    const parts = isUint8Array(datagram) ? [datagram] : datagram;
     layout[word++] = parts.length;
     for (const part of parts) {
       layout[word++] = buffers.length;
       layout[word++] = 0;
-      layout[word++] = part.byteLength;
+      layout[word++] = byteLengthOf(part);
       buffers.push(part);
     }
   }
