@@ -183,9 +183,8 @@ export function qdiscDrops(): number {
 }
 
 /**
- * UDP error counters of this network namespace (/proc/net/snmp): SndbufErrors counts sends the
- * kernel dropped but reported as done (ENOBUFS without IP_RECVERR), RcvbufErrors receive-buffer
- * overflows. In the private namespace they are the fuzzer's alone.
+ * UDP error counters of this network namespace (/proc/net/snmp), e.g. RcvbufErrors for
+ * receive-buffer overflows. In the private namespace they are the fuzzer's alone.
  */
 export function udpErrorCounters(): Record<string, number> {
   try {
@@ -194,7 +193,8 @@ export function udpErrorCounters(): Record<string, number> {
     const values = (lines[1] ?? '').split(/\s+/).slice(1).map(Number);
     const out: Record<string, number> = {};
     names.forEach((name, i) => {
-      if (/Errors$/.test(name)) out[`udp ${name}`] = values[i] ?? -1;
+      // (SndbufErrors also counts every EAGAIN of a full send buffer: not a loss.)
+      if (/Errors$/.test(name) && name !== 'SndbufErrors') out[`udp ${name}`] = values[i] ?? -1;
     });
     return out;
   } catch {
