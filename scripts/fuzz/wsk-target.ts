@@ -740,9 +740,6 @@ async function runWith(c: WskCase, socket: UdpSocket, receiver: Receiver, budget
     if (fresh.IoStatus.Status === STATUS_PENDING) fail('the IRP completed with STATUS_PENDING');
   }
   const final = usable ? fresh.IoStatus.Status : returned;
-  if (process.env.WSK_FUZZ_REASONS === '1' && usable && fresh.FailureInfo !== null) {
-    bump(`reason: ${fresh.FailureInfo.reason.replace(/\d+/g, 'N').replace(/".*"/, 'S').slice(0, 60)}`);
-  }
   const information = usable ? fresh.IoStatus.Information : 0;
   if (!Number.isSafeInteger(information) || information < 0) fail(`IoStatus.Information is ${String(information)}`);
   await turn();
