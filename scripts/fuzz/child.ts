@@ -5,7 +5,7 @@
  */
 import { collectUncaught, type TargetName } from './common';
 import { runHarness, type ChildMessage, type TargetDefinition } from './harness';
-import { ipv6Available, setUpPrivateLoopback } from './loopback';
+import { ipv6Available, qdiscDrops, setUpPrivateLoopback, udpErrorCounters } from './loopback';
 import { nativeTarget } from './native-target';
 import { socketTarget } from './socket-target';
 import { wskTarget } from './wsk-target';
@@ -74,6 +74,8 @@ async function main(): Promise<void> {
     send: (message) => void send(message),
     notes,
   });
+  // The slow lane's queue must never drop: a drop would look like a datagram lost by the library.
+  if (isolated) Object.assign(report.figures, { 'qdisc drops': qdiscDrops(), ...udpErrorCounters() });
   await send({ type: 'done', report });
 }
 

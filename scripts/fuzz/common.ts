@@ -217,3 +217,23 @@ export async function within<T, F>(promise: Promise<T>, ms: number, fallback: F)
 export function rarely<T>(arbitrary: fc.Arbitrary<T>, oneIn: number): fc.Arbitrary<T | null> {
   return fc.oneof({ weight: oneIn - 1, arbitrary: fc.constant(null) }, { weight: 1, arbitrary });
 }
+
+/**
+ * `got` without one occurrence of each of `take` (by bytes), or null when one is missing. On the
+ * slow lane the kernel may deliver out of order: the shaping qdisc releases packets from
+ * whichever CPU runs it, into that CPU's backlog, and two backlogs drain independently.
+ */
+export function withoutEach(got: readonly Uint8Array[], take: readonly Uint8Array[]): Uint8Array[] | null {
+  const rest = [...got];
+  for (const t of take) {
+    const at = rest.findIndex((g) => sameBytes(g, t));
+    if (at < 0) return null;
+    rest.splice(at, 1);
+  }
+  return rest;
+}
+
+/** The same datagrams, in any order. */
+export function sameMultiset(got: readonly Uint8Array[], want: readonly Uint8Array[]): boolean {
+  return got.length === want.length && withoutEach(got, want)?.length === 0;
+}

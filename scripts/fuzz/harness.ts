@@ -158,7 +158,8 @@ export async function runHarness<T>(def: TargetDefinition<T>, options: HarnessOp
         }
       } else {
         shrinkCount++;
-        writeStatus('shrink', failedAt, caseKind);
+        // The count makes every shrink run change the file, so that the watchdog sees progress.
+        writeStatus('shrink', failedAt, `${caseKind} ${shrinkCount}`);
       }
     };
     const after = (kind: string): void => {

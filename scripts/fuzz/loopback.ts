@@ -169,3 +169,35 @@ export function fillerDatagrams(): Uint8Array[] {
     return d;
   });
 }
+
+/** Packets the qdisc on `lo` dropped so far (tc -s); -1 when it cannot tell. */
+export function qdiscDrops(): number {
+  try {
+    const text = execFileSync('tc', ['-s', 'qdisc', 'show', 'dev', 'lo'], { encoding: 'utf8', timeout: 5000 });
+    let total = 0;
+    for (const match of text.matchAll(/dropped (\d+)/g)) total += Number(match[1]);
+    return total;
+  } catch {
+    return -1;
+  }
+}
+
+/**
+ * UDP error counters of this network namespace (/proc/net/snmp), e.g. RcvbufErrors for
+ * receive-buffer overflows. In the private namespace they are the fuzzer's alone.
+ */
+export function udpErrorCounters(): Record<string, number> {
+  try {
+    const lines = fs.readFileSync('/proc/net/snmp', 'utf8').split('\n').filter((l) => l.startsWith('Udp:'));
+    const names = (lines[0] ?? '').split(/\s+/).slice(1);
+    const values = (lines[1] ?? '').split(/\s+/).slice(1).map(Number);
+    const out: Record<string, number> = {};
+    names.forEach((name, i) => {
+      // (SndbufErrors also counts every EAGAIN of a full send buffer: not a loss.)
+      if (/Errors$/.test(name) && name !== 'SndbufErrors') out[`udp ${name}`] = values[i] ?? -1;
+    });
+    return out;
+  } catch {
+    return {};
+  }
+}

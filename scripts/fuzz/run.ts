@@ -22,7 +22,7 @@ import { TARGETS, type TargetName } from './common';
 import { signatureOf, type ChildMessage, type Finding, type TargetReport } from './harness';
 import { currentNamespace } from './loopback';
 
-const DEFAULTS = { runs: 2000, seconds: 20, shrinkSeconds: 5, maxFindings: 8, hangSeconds: 15, maxRestarts: 50 };
+const DEFAULTS = { runs: 2000, seconds: 20, shrinkSeconds: 5, maxFindings: 8, hangSeconds: 20, maxRestarts: 50 };
 /** Case kinds that --exclude can switch off, for exploration only (never in a default run). */
 const EXCLUDABLE = ['huge', 'racy', 'terminate', 'lying'];
 

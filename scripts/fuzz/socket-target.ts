@@ -19,8 +19,8 @@ import fc from 'fast-check';
 import { createSocket, type Datagram, type SendOptions, type UdpSocket } from '../../lib/socket';
 import { bufSpecArb, makeBuffer, type BufKind, type BufSpec, type MadeBuffer } from './buffers';
 import {
-  compareDatagrams, concatBytes, errorName, errorText, fail, GetterError, segmented, sleep, takeUncaught, turn,
-  within,
+  compareDatagrams, concatBytes, errorName, errorText, fail, GetterError, sameMultiset, segmented, sleep,
+  takeUncaught, turn, within,
   rarely,
 } from './common';
 import type { TargetDefinition } from './harness';
@@ -145,6 +145,8 @@ export function socketTarget(options: SocketTargetOptions): TargetDefinition<Soc
       out = { ...out, lane: 'fast', ops: out.ops.map((op) => ('dest' in op && op.dest === 'unroutable' ? { ...op, dest: 'badAddress' } : op)) };
     }
     if (options.exclude.has('terminate')) out = { ...out, worker: null };
+    // A worker case runs nothing else: keep its counterexample short.
+    if (out.worker !== null) out = { ...out, lane: 'fast', filler: false, ops: [] };
     return out;
   });
   return {
@@ -306,7 +308,11 @@ async function runOps(c: SocketCase, socket: UdpSocket, receiver: Receiver,
   const drops = receiver.drops();
   if (drops > 0) fail(`the receiver dropped ${drops} datagrams: the case overflowed its receive buffer`);
   const problem = compareDatagrams(got, want, 'receiver');
-  if (problem !== null) fail(problem);
+  if (problem !== null && c.lane === 'slow' && sameMultiset(got, want)) {
+    bump('slow-lane reorderings');
+  } else if (problem !== null) {
+    fail(problem);
+  }
   for (const d of got) {
     bump('datagrams verified');
     bump('bytes verified', d.byteLength);
