@@ -237,3 +237,19 @@ export function withoutEach(got: readonly Uint8Array[], take: readonly Uint8Arra
 export function sameMultiset(got: readonly Uint8Array[], want: readonly Uint8Array[]): boolean {
   return got.length === want.length && withoutEach(got, want)?.length === 0;
 }
+
+/**
+ * Errors the fuzzers throw on purpose (from getters and completion routines). One may reach the
+ * event loop after its case ended (a routine rethrown on nextTick by a completion in cleanup), so
+ * they are recognised globally, not per case.
+ */
+const ownErrors = new WeakSet<object>();
+
+export function ownError<T extends object>(error: T): T {
+  ownErrors.add(error);
+  return error;
+}
+
+export function isOwnError(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && ownErrors.has(error);
+}

@@ -22,6 +22,7 @@ import {
   compareDatagrams, concatBytes, errorName, errorText, fail, GetterError, sameMultiset, segmented, sleep,
   takeUncaught, turn, within,
   rarely,
+  isOwnError, ownError,
 } from './common';
 import type { TargetDefinition } from './harness';
 import { FAST_V4, FAST_V6, fillerDatagrams, Receiver, SLOW_V4 } from './loopback';
@@ -328,7 +329,7 @@ async function runOps(c: SocketCase, socket: UdpSocket, receiver: Receiver,
   const drained = await within(socket.drained().then(() => true), 2000, false);
   if (!drained) fail('drained() did not resolve after close');
   for (const error of takeUncaught()) {
-    if (!ownErrors.has(error)) fail(`an exception reached the event loop: ${errorText(error)}`);
+    if (!isOwnError(error)) fail(`an exception reached the event loop: ${errorText(error)}`);
   }
   return outcomes[0] ?? 'no send';
 }
@@ -384,12 +385,12 @@ function startSend(spec: Extract<OpSpec, { kind: 'try' | 'send' }>, socket: UdpS
             case 'shrink': target?.shrink(g.keep); break;
             case 'throwOwn': {
               const error = new GetterError('thrown by a fuzz getter');
-              ownErrors.add(error);
+              ownErrors.add(ownError(error));
               throw error;
             }
             case 'throwType': {
               const error = new TypeError('thrown by a fuzz getter');
-              ownErrors.add(error);
+              ownErrors.add(ownError(error));
               throw error;
             }
           }
