@@ -71,8 +71,8 @@ export interface NativeUdpSocket {
    * remote). `word` in the result is where the first unsent datagram starts. Each element and
    * layout word is read once. A layout pins every range's length: a range its buffer no longer
    * holds (detached, shrunk) is a RangeError and nothing is sent. Without a layout, datagram i
-   * is `buffers[first + i]` as it is at the call: a detached one is a RangeError, a view a
-   * resize left out of bounds reads as empty (the lib layer refuses those before calling).
+   * is `buffers[first + i]` whole as it is once read; a view whose memory is gone (detached,
+   * or out of bounds of a shrunk resizable ArrayBuffer) is a RangeError, never an empty datagram.
    */
   send(
     buffers: readonly Uint8Array[],

@@ -14,6 +14,16 @@ class WskAddon : public Napi::Addon<WskAddon> {
     // once the last handle is gone.
     napi_add_async_cleanup_hook(env, OnEnvironmentTeardown, new std::shared_ptr<EnvState>(state_),
                                 &state_->cleanup_hook);
+    // %TypedArray%.prototype.at, taken before any caller code runs: it throws for a view
+    // whose memory is gone, which is how the send tells an out-of-bounds view (a resizable
+    // ArrayBuffer shrunk below it, reported as 0 bytes) from an empty one (BufferArgument).
+    typed_array_at_ = Napi::Persistent(env.Global()
+                                           .Get("Uint8Array")
+                                           .As<Napi::Object>()
+                                           .Get("prototype")
+                                           .As<Napi::Object>()
+                                           .Get("at")
+                                           .As<Napi::Function>());
     DefineAddon(exports, {
                              InstanceValue("UdpSocket", UdpSocket::Define(env), napi_enumerable),
                              InstanceValue("backend",
@@ -23,6 +33,7 @@ class WskAddon : public Napi::Addon<WskAddon> {
   }
 
   const std::shared_ptr<EnvState>& state() const { return state_; }
+  Napi::Function typed_array_at() const { return typed_array_at_.Value(); }
 
  private:
   static void OnEnvironmentTeardown(napi_async_cleanup_hook_handle handle, void* arg) {
@@ -39,10 +50,17 @@ class WskAddon : public Napi::Addon<WskAddon> {
   }
 
   std::shared_ptr<EnvState> state_;
+  // Held by the addon instance, which the environment frees while it can still delete it
+  // (EnvState may outlive the environment in a closing poll handle).
+  Napi::FunctionReference typed_array_at_;
 };
 
 std::shared_ptr<EnvState> GetEnvState(Napi::Env env) {
   return env.GetInstanceData<WskAddon>()->state();
+}
+
+Napi::Function TypedArrayAt(Napi::Env env) {
+  return env.GetInstanceData<WskAddon>()->typed_array_at();
 }
 
 }  // namespace wsk

@@ -52,12 +52,27 @@ ByteRange BufferArgument(Napi::Env env, napi_value value, uint32_t index) {
       type != napi_uint8_array) {
     ThrowType(env, "every buffer must be a Uint8Array");
   }
-  // A detached buffer reports length 0, so it is never read past its end; but a datagram whose
-  // memory is gone must not go out as an empty one.
-  bool detached = false;
-  if (length == 0 && napi_is_detached_arraybuffer(env, arraybuffer, &detached) == napi_ok &&
-      detached) {
-    ThrowRange(env, "buffer " + std::to_string(index) + " is detached");
+  // A view whose memory is gone (detached, or out of bounds of a shrunk resizable ArrayBuffer)
+  // reports length 0, so it is never read past its end; but it must not go out as an empty
+  // datagram either. Only empty views pay for the check: the intrinsic `at` (no caller code)
+  // throws exactly for those whose memory is gone.
+  if (length == 0) {
+    bool detached = false;
+    napi_value result = nullptr;
+    napi_value argument = nullptr;
+    const bool gone =
+        (napi_is_detached_arraybuffer(env, arraybuffer, &detached) == napi_ok && detached) ||
+        napi_create_uint32(env, 0, &argument) != napi_ok ||
+        napi_call_function(env, value, TypedArrayAt(env), 1, &argument, &result) != napi_ok;
+    if (gone) {
+      bool pending = false;
+      if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
+        napi_value ignored = nullptr;
+        napi_get_and_clear_last_exception(env, &ignored);
+      }
+      ThrowRange(env, "buffer " + std::to_string(index) +
+                          " has no memory (its ArrayBuffer is detached, or shrunk below it)");
+    }
   }
   return ByteRange{static_cast<const uint8_t*>(data), length};
 }

@@ -52,6 +52,9 @@ struct EnvState {
 // Defined in addon.cc: the state of the environment `env` belongs to.
 std::shared_ptr<EnvState> GetEnvState(Napi::Env env);
 
+// Defined in addon.cc: %TypedArray%.prototype.at as it was when the addon loaded.
+Napi::Function TypedArrayAt(Napi::Env env);
+
 // Closes every socket of the environment; called by the async cleanup hook.
 void CloseAllSockets(const std::shared_ptr<EnvState>& state);
 

@@ -214,7 +214,8 @@ export function makeBuffer(spec: BufSpec): MadeBuffer {
       r.resize(r.maxByteLength);
       return true;
     },
-    now: () => (currentView === null ? new Uint8Array(0) : Uint8Array.from(currentView)),
+    // A detached view has no bytes (iterating it throws).
+    now: () => (currentView === null || currentView.byteLength === 0 ? new Uint8Array(0) : Uint8Array.from(currentView)),
   };
 }
 

@@ -318,6 +318,7 @@ function modelSend(m: ModelInput): Model {
       const b = m.element(m.first + i);
       if (b === undefined || !b.isU8) return refuse(`buffer ${m.first + i} is not a Uint8Array`);
       if (b.length > max) return refuse(`buffer ${m.first + i} is over the payload limit`);
+      // A view whose memory is gone must be refused: the bytes it described never go out.
       datagrams.push(b.content);
     }
     words.push(0);

@@ -354,6 +354,17 @@ async function settleAll(ops: Op[], receiver: Receiver): Promise<void> {
   if (!settled) fail('a sendBatch promise did not settle within 5 s');
 }
 
+/** Whether `value` is a Uint8Array whose memory is gone now (at() throws only then). */
+function memoryGoneNow(value: unknown): boolean {
+  if (!(value instanceof Uint8Array)) return false;
+  try {
+    value.at(0);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
 function startSend(spec: Extract<OpSpec, { kind: 'try' | 'send' }>, socket: UdpSocket, receiver: Receiver,
   family: 4 | 6, connected: boolean, closed: boolean, lane: 'fast' | 'slow', ownErrors: Set<unknown>,
   bump: (key: string, by?: number) => void): Op {
@@ -362,6 +373,10 @@ function startSend(spec: Extract<OpSpec, { kind: 'try' | 'send' }>, socket: UdpS
   const parts = spec.datagrams.map((d) => d.parts.slice(0, d.shape === 'whole' ? 1 : 3).map((p) => makeBuffer(p)));
   const array: unknown[] = [];
   const expected: Uint8Array[] = [];
+  // A getter that detaches or shrinks a buffer while the call reads its arguments changes the
+  // datagram the caller gives: then what must arrive is what the views hold once the call has
+  // read them (a view left without memory must be refused, see below).
+  let mutatedInCall = false;
   spec.datagrams.forEach((d, i) => {
     const made = parts[i] as MadeBuffer[];
     const value: unknown = d.shape === 'whole' ? made[0]?.value : d.shape === 'pieces' ? made.map((m) => m.value) : 42;
@@ -381,8 +396,8 @@ function startSend(spec: Extract<OpSpec, { kind: 'try' | 'send' }>, socket: UdpS
           switch (g.action) {
             case 'none': break;
             case 'close': socket.close(); break;
-            case 'detach': target?.detach(); break;
-            case 'shrink': target?.shrink(g.keep); break;
+            case 'detach': mutatedInCall = target?.detach() === true || mutatedInCall; break;
+            case 'shrink': mutatedInCall = target?.shrink(g.keep) === true || mutatedInCall; break;
             case 'throwOwn': {
               const error = new GetterError('thrown by a fuzz getter');
               ownErrors.add(ownError(error));
@@ -479,9 +494,20 @@ function startSend(spec: Extract<OpSpec, { kind: 'try' | 'send' }>, socket: UdpS
     ? (): unknown => socket.trySendBatch(datagrams as Datagram[], port as number, address as string, options)
     : (): unknown => socket.sendBatch(datagrams as Datagram[], port as number, address as string, options);
   let returned: unknown;
+  const reread = (): void => {
+    if (!mutatedInCall) return;
+    parts.forEach((made, i) => {
+      // A view left without memory (detached, out of bounds) keeps what it described: sending
+      // it in any form would fail the check below; only a refusal passes.
+      if (made.some((m) => m.gone || memoryGoneNow(m.value))) return;
+      expected[i] = concatBytes(made.map((m) => m.now()));
+    });
+  };
   try {
     returned = call();
+    reread();
   } catch (error) {
+    reread();
     if (spec.kind === 'send') fail(`sendBatch threw synchronously: ${errorText(error)}`);
     failure(error, 'trySendBatch');
     return op;
