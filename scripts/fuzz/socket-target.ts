@@ -22,7 +22,7 @@ import {
   compareDatagrams, concatBytes, errorName, errorText, fail, GetterError, sameMultiset, segmented, sleep,
   takeUncaught, turn, within,
   rarely,
-  isOwnError, ownError,
+  isOwnError, ownError, withCleanup,
 } from './common';
 import type { TargetDefinition } from './harness';
 import { FAST_V4, FAST_V6, fillerDatagrams, Receiver, SLOW_V4 } from './loopback';
@@ -205,7 +205,7 @@ async function runCase(c: SocketCase, bump: (key: string, by?: number) => void):
   const family = c.type === 'udp6' ? 6 : 4;
   const receiver = new Receiver(c.lane === 'slow' ? SLOW_V4 : family === 6 ? FAST_V6 : FAST_V4, family);
   let socket: UdpSocket | null = null;
-  try {
+  return withCleanup(async () => {
     const options: Record<string, unknown> = { type: c.type };
     const size = c.lane === 'slow' && c.sendBufferSize === undefined ? 1 : c.sendBufferSize;
     if (size !== undefined) options.sendBufferSize = size;
@@ -217,11 +217,11 @@ async function runCase(c: SocketCase, bump: (key: string, by?: number) => void):
       if (name !== 'TypeError' && name !== 'RangeError') fail(`createSocket threw ${errorText(error)}`);
       return `createSocket ${name}`;
     }
-    return await runOps(c, socket, receiver, bump);
-  } finally {
+    return runOps(c, socket, receiver, bump);
+  }, () => {
     socket?.close();
     receiver.close();
-  }
+  });
 }
 
 async function runOps(c: SocketCase, socket: UdpSocket, receiver: Receiver,
@@ -325,17 +325,18 @@ async function runOps(c: SocketCase, socket: UdpSocket, receiver: Receiver,
     bump('bytes verified', d.byteLength);
   }
 
+  for (const error of takeUncaught()) {
+    if (!isOwnError(error)) fail(`an exception reached the event loop: ${errorText(error)}`);
+  }
   socket.close();
   if (socket.pendingRequests !== 0) fail('requests pending after close');
-  // Checked until it fails once in this process: a known defect that would otherwise fail every case.
+  const drained = await within(socket.drained().then(() => true), 2000, false);
+  if (!drained) fail('drained() did not resolve after close');
+  // Checked last, and until it fails once in this process: a known defect that would otherwise
+  // fail every case.
   if (!gsoFailedOnce && socket.gso) {
     gsoFailedOnce = true;
     fail('socket.gso reads true on a closed socket', { shrink: false });
-  }
-  const drained = await within(socket.drained().then(() => true), 2000, false);
-  if (!drained) fail('drained() did not resolve after close');
-  for (const error of takeUncaught()) {
-    if (!isOwnError(error)) fail(`an exception reached the event loop: ${errorText(error)}`);
   }
   return outcomes[0] ?? 'no send';
 }

@@ -28,7 +28,7 @@ import {
   sleep, withoutEach,
   takeUncaught, turn, within,
   rarely,
-  isOwnError, ownError,
+  isOwnError, ownError, withCleanup,
 } from './common';
 import type { TargetDefinition } from './harness';
 import { FAST_V4, FAST_V6, fillerDatagrams, Receiver, SLOW_V4 } from './loopback';
@@ -373,13 +373,14 @@ async function runCase(c: WskCase, budget: ReadBudget, bump: (key: string, by?: 
   const family = c.family;
   const receiver = new Receiver(c.lane === 'slow' ? SLOW_V4 : family === 6 ? FAST_V6 : FAST_V4, family);
   let socket: UdpSocket | null = null;
-  try {
-    socket = createSocket(c.lane === 'slow' ? { type: 'udp4', sendBufferSize: 1, gso: c.gso } : { type: family === 6 ? 'udp6' : 'udp4', gso: c.gso });
-    return await runWith(c, socket, receiver, budget, bump);
-  } finally {
+  return withCleanup(async () => {
+    socket = createSocket(c.lane === 'slow' ? { type: 'udp4', sendBufferSize: 1, gso: c.gso }
+      : { type: family === 6 ? 'udp6' : 'udp4', gso: c.gso });
+    return runWith(c, socket, receiver, budget, bump);
+  }, () => {
     socket?.close();
     receiver.close();
-  }
+  });
 }
 
 async function runWith(c: WskCase, socket: UdpSocket, receiver: Receiver, budget: ReadBudget,
