@@ -253,3 +253,22 @@ export function ownError<T extends object>(error: T): T {
 export function isOwnError(error: unknown): boolean {
   return typeof error === 'object' && error !== null && ownErrors.has(error);
 }
+
+/**
+ * Runs a case body, then its cleanup (closing the case's sockets completes what still waits),
+ * then fails if that cleanup let an exception (not one of ours) reach the event loop. A failure
+ * of the body wins.
+ */
+export async function withCleanup<T>(body: () => Promise<T>, cleanup: () => void): Promise<T> {
+  let result: T;
+  try {
+    result = await body();
+  } finally {
+    cleanup();
+  }
+  await turn();
+  for (const error of takeUncaught()) {
+    if (!isOwnError(error)) fail(`an exception reached the event loop while the case closed its socket: ${errorText(error)}`);
+  }
+  return result;
+}
