@@ -184,8 +184,8 @@ async function main(): Promise<void> {
   let outcome: SoakOutcome | null = null;
   let failure: Error | null = null;
   try {
+    // createSlowLink steers the receiving side's packets to one CPU: the link keeps its order.
     link = await createSlowLink({ rate: LINK_RATE, burst: LINK_BURST });
-    await steerToOneCpu(link);
     outcome = await soak(link, options, log);
   } catch (error) {
     failure = error instanceof Error ? error : new Error(String(error));
@@ -227,18 +227,6 @@ function withNodeOptions<T>(options: string, spawn: () => T): T {
   }
 }
 
-/**
- * The veth hands each packet to the backlog of the CPU that transmits it, and tbf transmits
- * from the sender's CPU and from its timer's, so two CPUs' backlogs can deliver a burst out of
- * order (seen: a few datagrams in 100,000 late by some 60 places; never with everything pinned
- * to one CPU). Receive packet steering to one CPU on vb keeps the link's order, so that the
- * pending path's order check checks the library, not the veth.
- */
-async function steerToOneCpu(link: SlowLink): Promise<void> {
-  const file = `/sys/class/net/${link.interfaces.b}/queues/rx-0/rps_cpus`;
-  const result = await link.exec('b', ['sh', '-c', `echo 1 > ${file}`]);
-  if (result.code !== 0) throw new Error(`could not set ${file} in ${link.names.b}: ${result.stderr.trim()}`);
-}
 
 /** Runs the children, relays acknowledgements, shows progress; returns what they reported. */
 async function soak(link: SlowLink, options: Options, log: (text: string) => void): Promise<SoakOutcome> {

@@ -213,6 +213,10 @@ export async function createSlowLink(options: SlowLinkOptions = {}): Promise<Slo
     await must('ip', ['-n', names.b, 'neigh', 'replace', ipv6.a, 'lladdr', mac.a, 'dev', 'vb', 'nud', 'permanent']);
     await must('tc', ['-n', names.a, 'qdisc', 'add', 'dev', 'va', 'root', 'tbf', 'rate', rate,
       'burst', burst, 'limit', String(limit)]);
+    // tbf releases packets from whichever CPU runs it, and veth hands each to that CPU's
+    // backlog: two backlogs can deliver out of order. Steering vb's packets to one CPU (RPS)
+    // keeps the wire order, so the tests' order checks check the library, not the veth.
+    await must('ip', ['netns', 'exec', names.b, 'sh', '-c', 'echo 1 > /sys/class/net/vb/queues/rx-0/rps_cpus']);
   } catch (error) {
     const cleanup = await deleteNamespaces();
     throw new Error(`createSlowLink: setting up ${base} failed: ${(error as Error).message}` +
