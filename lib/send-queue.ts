@@ -119,12 +119,12 @@ export class SendQueue {
       if (result.datagrams === count || !isWouldBlock(result.errno)) return result;
       ({ datagrams: next, word, bytes: bytesSent } = result);
     }
-    const held = hold(buffers, layout, next, count);
+    const held = hold(buffers, layout, next, word, count);
     const request: Request = {
       pending: true,
       buffers: held.buffers, layout: held.layout, count, totalBytes, destination, segment,
       controls, onComplete,
-      next, word: layout === null ? held.wordOf(next) : word, bytesSent,
+      next, word: held.word, bytesSent,
       queued: false, cancelRequested: false, done: false,
       cancel: () => this.#cancel(request),
     };
@@ -296,14 +296,11 @@ export class SendQueue {
  * and no getter of theirs runs while the queue flushes) and a layout giving every datagram's
  * length, so that a buffer detached or shrunk while the
  * request waits is refused by the native send (EFAULT) instead of going out short or empty.
- * Datagram i of a layout-free batch is at word 4 * i.
+ * Datagram i of a layout-free batch is at word 4 * i; `word` is where datagram `next` starts.
  */
-function hold(buffers: readonly Uint8Array[], layout: BatchLayout, next: number, count: number): {
-  buffers: readonly Uint8Array[];
-  layout: Uint32Array;
-  wordOf: (datagram: number) => number;
-} {
-  if (layout !== null) return { buffers: buffers.slice(), layout, wordOf: () => 0 };
+function hold(buffers: readonly Uint8Array[], layout: BatchLayout, next: number, word: number,
+  count: number): { buffers: readonly Uint8Array[]; layout: Uint32Array; word: number } {
+  if (layout !== null) return { buffers: buffers.slice(), layout, word };
   const own = buffers.slice(0, count);
   const words = new Uint32Array(count * 4);
   for (let i = 0; i < count; i++) {
@@ -312,5 +309,5 @@ function hold(buffers: readonly Uint8Array[], layout: BatchLayout, next: number,
     // Sent datagrams are never read again: their length stays 0.
     if (i >= next) words[i * 4 + 3] = own[i]?.byteLength ?? 0;
   }
-  return { buffers: own, layout: words, wordOf: (datagram) => datagram * 4 };
+  return { buffers: own, layout: words, word: next * 4 };
 }

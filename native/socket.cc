@@ -636,9 +636,7 @@ void EnvState::TrimScratch() {
   trim(layout_copy);
   trim(values);
   trim(fetched);
-  if (fetched_in.capacity() > kKeep) {
-    std::vector<uint64_t>().swap(fetched_in);
-  }
+  trim(fetched_in);
   if (fetched_sparse.bucket_count() > kKeep) {
     std::unordered_map<uint32_t, napi_value>().swap(fetched_sparse);
   }

@@ -4,22 +4,16 @@
  * the harness and reports over the IPC channel. A crash here ends only this process.
  */
 import { collectUncaught, type TargetName } from './common';
-import { runHarness, type ChildMessage, type TargetDefinition } from './harness';
+import { runHarness, type ChildMessage, type HarnessOptions, type TargetDefinition } from './harness';
 import { ipv6Available, qdiscDrops, setUpPrivateLoopback, udpErrorCounters } from './loopback';
 import { nativeTarget } from './native-target';
 import { socketTarget } from './socket-target';
 import { wskTarget } from './wsk-target';
 
-export interface ChildConfig {
+/** What run.ts passes a child: the harness's run options, plus where and what to run. */
+export interface ChildConfig extends Pick<HarnessOptions,
+  'seed' | 'path' | 'runs' | 'seconds' | 'shrinkSeconds' | 'maxFindings' | 'statusFile' | 'printCases'> {
   target: TargetName;
-  seed: number;
-  path: string;
-  runs: number;
-  seconds: number;
-  shrinkSeconds: number;
-  maxFindings: number;
-  statusFile: string | null;
-  printCases: boolean;
   /** The parent's network namespace when the child must run in a private one; null: not isolated. */
   parentNamespace: string | null;
   exclude: string[];
