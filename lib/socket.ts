@@ -28,6 +28,7 @@ import {
   type SendCompletion,
   type SendControls,
 } from './transport';
+import { describeValue } from './describe';
 
 /** A datagram: one Uint8Array, or several sent back to back as one datagram (no copy). */
 export type Datagram = Uint8Array | readonly Uint8Array[];
@@ -64,7 +65,7 @@ export interface SendOptions extends SendControls {
 
 function checkInteger(value: unknown, name: string, min: number, max: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value)) {
-    throw new TypeError(`${name} must be an integer, got ${String(value)}`);
+    throw new TypeError(`${name} must be an integer, got ${describeValue(value)}`);
   }
   if (value < min || value > max) throw new RangeError(`${name} must be from ${min} to ${max}, got ${value}`);
   return value;
@@ -107,7 +108,7 @@ export function nativeControls(controls: SendControls, family: 4 | 6): NativeCon
 function checkPort(port: unknown, allowZero: boolean): number {
   if (typeof port !== 'number' || !Number.isInteger(port) || port < (allowZero ? 0 : 1) ||
     port > 65535) {
-    throw new RangeError(`port must be an integer from ${allowZero ? 0 : 1} to 65535, got ${String(port)}`);
+    throw new RangeError(`port must be an integer from ${allowZero ? 0 : 1} to 65535, got ${describeValue(port)}`);
   }
   return port;
 }
@@ -269,7 +270,7 @@ export class UdpSocket extends EventEmitter implements BatchSender {
     super();
     const type = typeof options === 'string' ? options : options?.type;
     if (type !== 'udp4' && type !== 'udp6') {
-      throw new TypeError(`socket type must be 'udp4' or 'udp6', got ${String(type)}`);
+      throw new TypeError(`socket type must be 'udp4' or 'udp6', got ${describeValue(type)}`);
     }
     this.type = type;
     this.family = type === 'udp6' ? 6 : 4;

@@ -7,6 +7,7 @@ import { types } from 'node:util';
 import { MAX_BATCH_DATAGRAMS, MAX_DATAGRAM_PIECES, MAX_UDP_PAYLOAD } from '../transport';
 import type { MDL } from './mdl';
 import { STATUS_INVALID_BUFFER_SIZE, STATUS_INVALID_PARAMETER, type NTSTATUS } from './ntstatus';
+import { describeValue } from '../describe';
 
 /**
  * Mirrors Windows' `WSK_BUF { PMDL Mdl; ULONG Offset; SIZE_T Length; }`: `Length` bytes
@@ -150,7 +151,7 @@ function fail(status: NTSTATUS, reason: string): BatchBuildFailure {
  */
 export function buildBatch(list: WSK_BUF_LIST | null, family: 4 | 6): BuildBatchResult {
   if (family !== 4 && family !== 6) {
-    return fail(STATUS_INVALID_PARAMETER, `socket family ${String(family)} is not 4 or 6`);
+    return fail(STATUS_INVALID_PARAMETER, `socket family ${describeValue(family)} is not 4 or 6`);
   }
   const maxPayload: number = MAX_UDP_PAYLOAD[family];
   if (!isObject(list)) return fail(STATUS_INVALID_PARAMETER, 'BufferList is NULL or not a WSK_BUF_LIST');
@@ -186,10 +187,10 @@ export function buildBatch(list: WSK_BUF_LIST | null, family: 4 | 6): BuildBatch
     if (!isObject(buf)) return fail(STATUS_INVALID_PARAMETER, `BufferList entry ${i}: Buffer is not a WSK_BUF`);
     const { Mdl, Offset, Length } = buf as Loose<'Mdl' | 'Offset' | 'Length'>;
     if (!isCount(Offset) || Offset > ULONG_MAX) {
-      return fail(STATUS_INVALID_PARAMETER, `datagram ${i}: Offset ${String(Offset)} is not a ULONG`);
+      return fail(STATUS_INVALID_PARAMETER, `datagram ${i}: Offset ${describeValue(Offset)} is not a ULONG`);
     }
     if (!isCount(Length)) {
-      return fail(STATUS_INVALID_PARAMETER, `datagram ${i}: Length ${String(Length)} is not a non-negative integer`);
+      return fail(STATUS_INVALID_PARAMETER, `datagram ${i}: Length ${describeValue(Length)} is not a non-negative integer`);
     }
 
     if (Mdl === null || Mdl === undefined) {

@@ -36,6 +36,7 @@ import { types } from 'node:util';
 import type { SendControls } from '../transport';
 import { STATUS_INVALID_PARAMETER, STATUS_NOT_SUPPORTED, type NTSTATUS } from './ntstatus';
 import { encodeSockaddr, formatIPv6 } from './sockaddr';
+import { describeError, describeValue } from '../describe';
 
 // ---------------------------------------------------------------------------------------------
 // Windows constants (checked against MinGW-w64's headers by test/unit/cmsg-constants.test.ts)
@@ -110,7 +111,7 @@ export const WSA_CMSG_DATA_OFFSET = 16;
 
 function checkLength(name: string, length: number): void {
   if (typeof length !== 'number' || !Number.isSafeInteger(length) || length < 0) {
-    throw new RangeError(`${name}: length ${String(length)} is not a non-negative integer`);
+    throw new RangeError(`${name}: length ${describeValue(length)} is not a non-negative integer`);
   }
 }
 
@@ -193,8 +194,8 @@ export function buildControlInfo(objects: readonly ControlObject[]): Uint8Array 
       throw new TypeError(`buildControlInfo: object ${i} is not an object`);
     }
     const { level, type, data } = object as Partial<ControlObject>;
-    if (!isInt(level)) throw new RangeError(`buildControlInfo: object ${i}: level ${String(level)} is not an INT`);
-    if (!isInt(type)) throw new RangeError(`buildControlInfo: object ${i}: type ${String(type)} is not an INT`);
+    if (!isInt(level)) throw new RangeError(`buildControlInfo: object ${i}: level ${describeValue(level)} is not an INT`);
+    if (!isInt(type)) throw new RangeError(`buildControlInfo: object ${i}: type ${describeValue(type)} is not an INT`);
     if (!types.isUint8Array(data)) throw new TypeError(`buildControlInfo: object ${i}: data is not a Uint8Array`);
     total += WSA_CMSG_SPACE(data.byteLength);
   });
@@ -213,7 +214,7 @@ export function buildControlInfo(objects: readonly ControlObject[]): Uint8Array 
 
 /** A control object whose data is one INT (4 bytes LE), e.g. IP_TOS. RangeError unless all three are INTs. */
 export function controlInt(level: number, type: number, value: number): ControlObject {
-  if (!isInt(value)) throw new RangeError(`controlInt: value ${String(value)} is not an INT`);
+  if (!isInt(value)) throw new RangeError(`controlInt: value ${describeValue(value)} is not an INT`);
   const data = new Uint8Array(4);
   new DataView(data.buffer).setInt32(0, value, true);
   return checkedObject('controlInt', level, type, data);
@@ -224,7 +225,7 @@ export function controlInt(level: number, type: number, value: number): ControlO
  * value outside 0..2^32-1 or a level / type that is not an INT.
  */
 export function controlDword(level: number, type: number, value: number): ControlObject {
-  if (!isUlong(value)) throw new RangeError(`controlDword: value ${String(value)} is not a DWORD`);
+  if (!isUlong(value)) throw new RangeError(`controlDword: value ${describeValue(value)} is not a DWORD`);
   const data = new Uint8Array(4);
   new DataView(data.buffer).setUint32(0, value, true);
   return checkedObject('controlDword', level, type, data);
@@ -238,7 +239,7 @@ export function controlDword(level: number, type: number, value: number): Contro
 export function controlInPktinfo(address: string, ifindex: number): ControlObject {
   const data = new Uint8Array(IN_PKTINFO_SIZE);
   data.set(addressBytes('controlInPktinfo', 4, address), 0);
-  if (!isUlong(ifindex)) throw new RangeError(`controlInPktinfo: ifindex ${String(ifindex)} is not a ULONG`);
+  if (!isUlong(ifindex)) throw new RangeError(`controlInPktinfo: ifindex ${describeValue(ifindex)} is not a ULONG`);
   new DataView(data.buffer).setUint32(4, ifindex, true);
   return { level: IPPROTO_IP, type: IP_PKTINFO, data };
 }
@@ -252,14 +253,14 @@ export function controlInPktinfo(address: string, ifindex: number): ControlObjec
 export function controlIn6Pktinfo(address: string, ifindex: number): ControlObject {
   const data = new Uint8Array(IN6_PKTINFO_SIZE);
   data.set(addressBytes('controlIn6Pktinfo', 6, address), 0);
-  if (!isUlong(ifindex)) throw new RangeError(`controlIn6Pktinfo: ifindex ${String(ifindex)} is not a ULONG`);
+  if (!isUlong(ifindex)) throw new RangeError(`controlIn6Pktinfo: ifindex ${describeValue(ifindex)} is not a ULONG`);
   new DataView(data.buffer).setUint32(16, ifindex, true);
   return { level: IPPROTO_IPV6, type: IPV6_PKTINFO, data };
 }
 
 function checkedObject(caller: string, level: number, type: number, data: Uint8Array): ControlObject {
-  if (!isInt(level)) throw new RangeError(`${caller}: level ${String(level)} is not an INT`);
-  if (!isInt(type)) throw new RangeError(`${caller}: type ${String(type)} is not an INT`);
+  if (!isInt(level)) throw new RangeError(`${caller}: level ${describeValue(level)} is not an INT`);
+  if (!isInt(type)) throw new RangeError(`${caller}: type ${describeValue(type)} is not an INT`);
   return { level, type, data };
 }
 
@@ -291,22 +292,6 @@ type Failure = { readonly ok: false; readonly status: NTSTATUS; readonly reason:
 
 function fail(status: NTSTATUS, reason: string): Failure {
   return { ok: false, status, reason };
-}
-
-/** Describes a value for a message without calling anything on it (no toString that could throw). */
-function describe(value: unknown): string {
-  if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') return String(value);
-  if (value === null || value === undefined) return String(value);
-  if (typeof value === 'string') return value.length <= 40 ? `the string ${JSON.stringify(value)}` : 'a string';
-  return `a value of type ${typeof value}`;
-}
-
-function errorText(error: unknown): string {
-  try {
-    return error instanceof Error ? String(error.message) : describe(error);
-  } catch {
-    return 'unreadable error';
-  }
 }
 
 /**
@@ -343,13 +328,13 @@ export function parseControlInfo(ControlInfo: unknown, ControlInfoLength: unknow
     return parse(ControlInfo, ControlInfoLength);
   } catch (error) {
     // Only reachable with hostile objects (e.g. a Uint8Array subclass whose getters throw).
-    return fail(STATUS_INVALID_PARAMETER, `ControlInfo could not be read: ${errorText(error)}`);
+    return fail(STATUS_INVALID_PARAMETER, `ControlInfo could not be read: ${describeError(error)}`);
   }
 }
 
 function parse(ControlInfo: unknown, ControlInfoLength: unknown): ParseControlInfoResult {
   if (!isUlong(ControlInfoLength)) {
-    return fail(STATUS_INVALID_PARAMETER, `ControlInfoLength ${describe(ControlInfoLength)} is not a ULONG`);
+    return fail(STATUS_INVALID_PARAMETER, `ControlInfoLength ${describeValue(ControlInfoLength)} is not a ULONG`);
   }
   const length = ControlInfoLength;
   if (ControlInfo === null || ControlInfo === undefined) {
@@ -486,7 +471,7 @@ function pktinfoControl(family: 4 | 6): ControlSpec {
       }
       const ifindex = interfaceIndex ?? 0;
       if (!isUlong(ifindex)) {
-        throw new RangeError(`${caller}: interfaceIndex ${String(ifindex)} is not in 0..4294967295`);
+        throw new RangeError(`${caller}: interfaceIndex ${describeValue(ifindex)} is not in 0..4294967295`);
       }
       const address = sourceAddress ?? unspecified;
       return (family === 4 ? controlInPktinfo(address, ifindex) : controlIn6Pktinfo(address, ifindex)).data;
@@ -542,7 +527,7 @@ export const SUPPORTED_CONTROLS: readonly ControlDescription[] = Object.freeze(
 
 function checkRange(caller: string, field: string, value: unknown, min: number, max: number): asserts value is number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new RangeError(`${caller}: ${field} ${String(value)} is not an integer in ${min}..${max}`);
+    throw new RangeError(`${caller}: ${field} ${describeValue(value)} is not an integer in ${min}..${max}`);
   }
 }
 
@@ -568,13 +553,13 @@ export function translateControls(objects: CMSGHDR[], family: 4 | 6): TranslateC
   try {
     return translate(objects, family);
   } catch (error) {
-    return fail(STATUS_INVALID_PARAMETER, `control objects could not be read: ${errorText(error)}`);
+    return fail(STATUS_INVALID_PARAMETER, `control objects could not be read: ${describeError(error)}`);
   }
 }
 
 function translate(objects: unknown, family: unknown): TranslateControlsResult {
   if (family !== 4 && family !== 6) {
-    return fail(STATUS_INVALID_PARAMETER, `socket family ${describe(family)} is not 4 or 6`);
+    return fail(STATUS_INVALID_PARAMETER, `socket family ${describeValue(family)} is not 4 or 6`);
   }
   if (!Array.isArray(objects)) return fail(STATUS_INVALID_PARAMETER, 'control objects are not an array');
   const controls: SendControls = {};
@@ -623,7 +608,7 @@ function translate(objects: unknown, family: unknown): TranslateControlsResult {
  */
 export function encodeControls(controls: SendControls, family: 4 | 6): Uint8Array {
   const caller = 'encodeControls';
-  if (family !== 4 && family !== 6) throw new TypeError(`${caller}: family ${String(family)} is not 4 or 6`);
+  if (family !== 4 && family !== 6) throw new TypeError(`${caller}: family ${describeValue(family)} is not 4 or 6`);
   if (typeof controls !== 'object' || controls === null) throw new TypeError(`${caller}: controls is not an object`);
   const objects: ControlObject[] = [];
   for (const spec of CONTROLS) {

@@ -21,6 +21,7 @@ import {
 } from './ntstatus';
 import { parseRemoteAddress, type SOCKADDR } from './sockaddr';
 import { ntStatusFromOsError, osErrorName } from './wsa';
+import { describeError, describeValue } from '../describe';
 
 /** How a call ends: the status to complete the IRP with and return. */
 interface Outcome {
@@ -35,15 +36,6 @@ function failed(status: NTSTATUS, reason: string): Outcome {
     information: 0,
     failure: { reason, errno: 0, code: '', syscall: '', datagramsSent: 0 },
   };
-}
-
-/** A message for a caught value; never throws (String() can, for odd objects). */
-function describe(error: unknown): string {
-  try {
-    return error instanceof Error ? error.message : String(error);
-  } catch {
-    return 'unprintable exception';
-  }
 }
 
 function isUsableIrp(Irp: unknown): Irp is IRP {
@@ -106,7 +98,7 @@ export function WskSendMessages(
     outcome = sendMessages(Socket, BufferList, Flags, RemoteAddress, ControlInfoLength, ControlInfo, Irp);
   } catch (error: unknown) {
     // Only a hostile argument (a throwing getter, a Proxy) gets here; the IRP still completes.
-    outcome = failed(STATUS_INVALID_PARAMETER, `an argument could not be read: ${describe(error)}`);
+    outcome = failed(STATUS_INVALID_PARAMETER, `an argument could not be read: ${describeError(error)}`);
   }
   if (outcome === null) return STATUS_PENDING;
   complete(Irp, outcome);
@@ -127,7 +119,7 @@ function sendMessages(
   ControlInfo: Uint8Array | null | undefined,
   Irp: IRP,
 ): Outcome | null {
-  if (Flags !== 0) return failed(STATUS_INVALID_PARAMETER, `Flags must be 0, got ${String(Flags)}`);
+  if (Flags !== 0) return failed(STATUS_INVALID_PARAMETER, `Flags must be 0, got ${describeValue(Flags)}`);
 
   // Control information applies to every datagram. It is parsed here and translated once the
   // socket's family is known, before anything is sent: a malformed or unsupported block sends
@@ -135,7 +127,7 @@ function sendMessages(
   let controlObjects: CMSGHDR[] = [];
   if (ControlInfo === null || ControlInfo === undefined) {
     if (ControlInfoLength !== 0) {
-      const length = String(ControlInfoLength);
+      const length = describeValue(ControlInfoLength);
       return failed(STATUS_INVALID_PARAMETER, `ControlInfoLength is ${length} but ControlInfo is NULL`);
     }
   } else {
@@ -178,7 +170,7 @@ function sendMessages(
       destination, (completion) => complete(Irp, outcomeOf(completion, batch)), controls);
   } catch (error: unknown) {
     // Should not happen after the checks above; if it does, nothing was sent.
-    return failed(STATUS_INVALID_PARAMETER, `the socket refused the batch: ${describe(error)}`);
+    return failed(STATUS_INVALID_PARAMETER, `the socket refused the batch: ${describeError(error)}`);
   }
   if (typeof submitted === 'object' && submitted !== null && 'pending' in submitted) {
     // The cancel routine takes the request out of the queue; its completion (above) then

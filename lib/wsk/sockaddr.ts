@@ -7,6 +7,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 import { types } from 'node:util';
 import type { Destination } from '../transport';
 import { STATUS_INVALID_ADDRESS_COMPONENT, STATUS_INVALID_PARAMETER, type NTSTATUS } from './ntstatus';
+import { describeValue } from '../describe';
 
 /** Windows' `AF_INET` (ws2def.h); the same value as on Linux. */
 export const AF_INET = 2;
@@ -57,7 +58,7 @@ export type ParseRemoteAddressResult =
 export function encodeSockaddr(dest: Destination): Uint8Array {
   const { family, address, port, scopeId } = dest;
   if (!Number.isInteger(port) || port < 0 || port > 0xffff) {
-    throw new RangeError(`encodeSockaddr: port ${String(port)} is not in 0..65535`);
+    throw new RangeError(`encodeSockaddr: port ${describeValue(port)} is not in 0..65535`);
   }
   if (family === 4) {
     const ip = parseIPv4(address);
@@ -74,7 +75,7 @@ export function encodeSockaddr(dest: Destination): Uint8Array {
     if (ip === null) throw new TypeError(`encodeSockaddr: ${JSON.stringify(address)} is not an IPv6 address`);
     const scope = scopeId ?? 0;
     if (!Number.isInteger(scope) || scope < 0 || scope > 0xffffffff) {
-      throw new RangeError(`encodeSockaddr: scope id ${String(scope)} is not a ULONG`);
+      throw new RangeError(`encodeSockaddr: scope id ${describeValue(scope)} is not a ULONG`);
     }
     const bytes = new Uint8Array(SOCKADDR_IN6_SIZE);
     const view = new DataView(bytes.buffer);
@@ -85,7 +86,7 @@ export function encodeSockaddr(dest: Destination): Uint8Array {
     view.setUint32(24, scope, true);
     return bytes;
   }
-  throw new TypeError(`encodeSockaddr: family ${String(family)} is not 4 or 6`);
+  throw new TypeError(`encodeSockaddr: family ${describeValue(family)} is not 4 or 6`);
 }
 
 /**
@@ -160,9 +161,9 @@ function parseSockaddrObject(input: unknown): ParseRemoteAddressResult {
   let version: 4 | 6;
   if (family === 'IPv4' || family === 'ipv4' || family === 4) version = 4;
   else if (family === 'IPv6' || family === 'ipv6' || family === 6) version = 6;
-  else return invalid(`family ${String(family)} is not IPv4 or IPv6`);
+  else return invalid(`family ${describeValue(family)} is not IPv4 or IPv6`);
   if (typeof address !== 'string') return invalid('address is not a string');
-  if (!isPort(port)) return invalid(`port ${String(port)} is not an integer in 1..65535`);
+  if (!isPort(port)) return invalid(`port ${describeValue(port)} is not an integer in 1..65535`);
 
   if (version === 4) {
     if (!isIPv4(address)) return invalid(`${JSON.stringify(address)} is not an IPv4 address`);
@@ -184,7 +185,7 @@ function parseSockaddrObject(input: unknown): ParseRemoteAddressResult {
   if (!isIPv6(literal)) return invalid(`${JSON.stringify(address)} is not an IPv6 address`);
   if (scopeId !== undefined) {
     if (typeof scopeId !== 'number' || !Number.isInteger(scopeId) || scopeId < 0 || scopeId > 0xffffffff) {
-      return invalid(`scopeId ${String(scopeId)} is not a ULONG`);
+      return invalid(`scopeId ${describeValue(scopeId)} is not a ULONG`);
     }
     // scopeId 0 means "none given", so a zone in the address wins over it.
     if (zone !== undefined && scopeId !== 0 && zone !== scopeId) {
