@@ -1,6 +1,10 @@
 /**
  * Loads the native addon and describes it: the one typed interface to C++.
- * The native side returns raw OS error codes (0 = success); lib/errors.ts gives them meaning.
+ *
+ * One convention for "value or OS error": a method that only acts returns 0 or a positive OS
+ * error code; a method that gives a value returns it (an object) or a positive OS error code;
+ * `send` always returns its result object, the error inside it. lib/errors.ts gives codes
+ * meaning.
  *
  * The addon is node-gyp-build's pick (build/Release, or prebuilds/) unless the environment
  * variable WSK_DGRAM_ADDON names a .node file, which is then loaded instead: that is how CI runs
@@ -8,7 +12,7 @@
  */
 import * as path from 'node:path';
 import nodeGypBuild = require('node-gyp-build');
-import type { RawSendResult } from './transport';
+import type { NativeBatch, NativeSendResult } from './batch';
 
 /** An address as the native side reports it. */
 export interface NativeAddress {
@@ -50,6 +54,8 @@ export interface SocketStats {
   messages: number;
   datagrams: number;
   bytes: number;
+  /** Datagrams on the wire: one cut by an explicit segmentSize counts each segment. */
+  segments: number;
 }
 
 /** The native socket object (native/socket.cc). */
@@ -62,30 +68,18 @@ export interface NativeUdpSocket {
   localAddress(): NativeAddress | number;
   remoteAddress(): NativeAddress | number;
   setSendBufferSize(bytes: number): number;
-  /** The size in bytes, or -errno. */
-  getSendBufferSize(): number;
+  /** `{ bytes }`, or an errno. */
+  getSendBufferSize(): { bytes: number } | number;
   close(): number;
   /**
-   * Sends datagrams [first, first + count) of the batch (`BatchLayout` in transport.ts; for a
-   * layout, `firstWord` is where datagram `first` starts) to `address` (null: the connected
-   * remote). `word` in the result is where the first unsent datagram starts. Each element and
-   * layout word is read once. A layout pins every range's length: a range its buffer no longer
-   * holds (detached, shrunk) is a RangeError and nothing is sent. Without a layout, datagram i
-   * is `buffers[first + i]` whole as it is once read; a view whose memory is gone (detached,
-   * or out of bounds of a shrunk resizable ArrayBuffer) is a RangeError, never an empty datagram.
+   * Sends datagrams [first, first + count) of `batch` (lib/batch.ts: ranges, spans, targets,
+   * destinations) and returns at the first error or when the socket buffer is full. Each field of
+   * `batch`, each word of its typed arrays in the window and each buffer it uses is read once,
+   * then checked, then used from the native copy. A malformed batch (a span or range outside its
+   * array or buffer, a target outside the table, a record that is not a destination of the
+   * socket's family, memory that is gone) is a TypeError/RangeError and nothing is sent.
    */
-  send(
-    buffers: readonly Uint8Array[],
-    layout: Uint32Array | null,
-    first: number,
-    firstWord: number,
-    count: number,
-    address: string | null,
-    port: number,
-    scopeId: number,
-    segment: boolean,
-    controls?: NativeControls,
-  ): RawSendResult & { word: number };
+  send(batch: NativeBatch, first: number, count: number): NativeSendResult;
   /** Calls `onWritable(errno)` from the event loop while the socket is writable; 0 or errno. */
   startPolling(onWritable: (errno: number) => void): number;
   stopPolling(): void;
