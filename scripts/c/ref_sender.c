@@ -3,6 +3,7 @@
  * Node contenders are measured against. Linux only.
  *
  *   ref_sender MODE DEST_IP PORT PAYLOAD COUNT BATCH [RUN_ID] [MAX_SEGMENTS]
+ *   ref_sender fanout DEST_IP PORT,PORT,... PAYLOAD COUNT PAYLOADS [RUN_ID]
  *
  * MODE
  *   sendto    one sendto(2) per datagram (BATCH is ignored)
@@ -12,9 +13,16 @@
  *             IPv6) and the kernel's segment limit. The limit is 64 before Linux 6.9 and 128 from
  *             it (UDP_MAX_SEGMENTS); it is probed: a first call with 128 that fails with EINVAL
  *             drops to 64. MAX_SEGMENTS (optional) caps it further.
+ *   fanout    sendmmsg(2) to several destinations (DEST_IP at each of the listed ports): each
+ *             call takes PAYLOADS datagrams to every destination, message d * PAYLOADS + i being
+ *             datagram i to destination d, each with its own msg_name; the iovecs of datagram
+ *             i for every destination point at the same memory (nothing is copied), as a
+ *             server sending one update to many peers would. PAYLOADS times the number of
+ *             ports is at most 1024 (UIO_MAXIOV messages per call).
  *
  * Every datagram starts with RUN_ID (u32, big-endian) followed by its index in the run (u32,
- * big-endian) so that the counting receiver attributes it to this run only.
+ * big-endian) so that the counting receiver attributes it to this run only. In fanout mode the
+ * index is the payload's (each destination's copy of a payload carries the same one).
  *
  * Prints one JSON line on stdout:
  *   {"mode":..., "datagrams":n, "bytes":b, "seconds":s, "user":us, "sys":us, "calls":c,
@@ -57,7 +65,8 @@ static void die(const char *what) {
 static void usage(void) {
   fprintf(stderr,
           "usage: ref_sender sendto|sendmmsg|gso DEST_IP PORT PAYLOAD COUNT BATCH [RUN_ID] "
-          "[MAX_SEGMENTS]\n");
+          "[MAX_SEGMENTS]\n"
+          "       ref_sender fanout DEST_IP PORT,PORT,... PAYLOAD COUNT PAYLOADS [RUN_ID]\n");
   exit(2);
 }
 
@@ -96,6 +105,28 @@ static void stamp(uint8_t *at, uint32_t run_id, uint32_t index) {
   put_u32(at + 4, index);
 }
 
+#define MAX_MESSAGES 1024 /* UIO_MAXIOV: messages per sendmmsg */
+
+/* Parses "p1,p2,..." into `ports` (at most MAX_MESSAGES); returns how many. */
+static long parse_ports(const char *text, uint16_t *ports) {
+  long count = 0;
+  const char *at = text;
+  for (;;) {
+    char *end = NULL;
+    errno = 0;
+    long port = strtol(at, &end, 10);
+    if (errno != 0 || end == at || port < 1 || port > 65535 || count == MAX_MESSAGES ||
+        (*end != ',' && *end != '\0')) {
+      fprintf(stderr, "ref_sender: PORT must be ports from 1 to 65535, comma-separated (at most %d), "
+              "got %s\n", MAX_MESSAGES, text);
+      usage();
+    }
+    ports[count++] = (uint16_t)port;
+    if (*end == '\0') return count;
+    at = end + 1;
+  }
+}
+
 /* ENOBUFS on a blocking socket means a transient shortage: try the same call again. */
 static int retryable(int error) { return error == EINTR || error == ENOBUFS || error == EAGAIN; }
 
@@ -105,33 +136,52 @@ int main(int argc, char **argv) {
   int use_sendto = strcmp(mode, "sendto") == 0;
   int use_sendmmsg = strcmp(mode, "sendmmsg") == 0;
   int use_gso = strcmp(mode, "gso") == 0;
-  if (!use_sendto && !use_sendmmsg && !use_gso) usage();
+  int use_fanout = strcmp(mode, "fanout") == 0;
+  if (!use_sendto && !use_sendmmsg && !use_gso && !use_fanout) usage();
+  if (use_fanout && argc > 8) usage();
 
-  struct sockaddr_storage destination;
+  static uint16_t ports[MAX_MESSAGES];
+  const long port_count = parse_ports(argv[3], ports);
+  if (!use_fanout && port_count != 1) {
+    fprintf(stderr, "ref_sender: only fanout takes several ports, got %s\n", argv[3]);
+    usage();
+  }
+  /* One socket address per port; destinations[0] is the destination of the other modes. */
+  static struct sockaddr_storage destinations[MAX_MESSAGES];
   socklen_t destination_length;
-  memset(&destination, 0, sizeof destination);
   int family;
-  long port = parse_long(argv[3], 1, 65535, "PORT");
-  struct sockaddr_in *v4 = (struct sockaddr_in *)&destination;
-  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&destination;
-  if (inet_pton(AF_INET, argv[2], &v4->sin_addr) == 1) {
+  struct in_addr address4;
+  struct in6_addr address6;
+  if (inet_pton(AF_INET, argv[2], &address4) == 1) {
     family = AF_INET;
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons((uint16_t)port);
-    destination_length = sizeof *v4;
-  } else if (inet_pton(AF_INET6, argv[2], &v6->sin6_addr) == 1) {
+    destination_length = sizeof(struct sockaddr_in);
+  } else if (inet_pton(AF_INET6, argv[2], &address6) == 1) {
     family = AF_INET6;
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons((uint16_t)port);
-    destination_length = sizeof *v6;
+    destination_length = sizeof(struct sockaddr_in6);
   } else {
     fprintf(stderr, "ref_sender: DEST_IP must be an IPv4 or IPv6 literal, got %s\n", argv[2]);
     usage();
   }
+  for (long d = 0; d < port_count; d++) {
+    if (family == AF_INET) {
+      struct sockaddr_in *v4 = (struct sockaddr_in *)&destinations[d];
+      v4->sin_family = AF_INET;
+      v4->sin_addr = address4;
+      v4->sin_port = htons(ports[d]);
+    } else {
+      struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&destinations[d];
+      v6->sin6_family = AF_INET6;
+      v6->sin6_addr = address6;
+      v6->sin6_port = htons(ports[d]);
+    }
+  }
+  struct sockaddr_storage *const destination = &destinations[0];
   const long max_payload = family == AF_INET ? 65507 : 65527;
   const long payload = parse_long(argv[4], 8, max_payload, "PAYLOAD");
   const long count = parse_long(argv[5], 1, 1000000000L, "COUNT");
-  const long batch = parse_long(argv[6], 1, 1024, "BATCH"); /* UIO_MAXIOV messages per call */
+  /* In fanout mode: payloads per destination per call, so that a call stays within UIO_MAXIOV. */
+  const long batch = use_fanout ? parse_long(argv[6], 1, MAX_MESSAGES / port_count, "PAYLOADS")
+                                : parse_long(argv[6], 1, MAX_MESSAGES, "BATCH");
   const uint32_t run_id = argc > 7 ? (uint32_t)parse_long(argv[7], 0, 0xffffffffL, "RUN_ID") : 0;
   long segment_cap = argc > 8 ? parse_long(argv[8], 1, SEGMENTS_NEW_KERNEL, "MAX_SEGMENTS")
                               : SEGMENTS_NEW_KERNEL;
@@ -141,7 +191,7 @@ int main(int argc, char **argv) {
 
   /* One buffer per datagram of a call, laid out back to back: a GSO super-packet is exactly
    * such a run, and sendmmsg reads the same memory. */
-  long slots = use_gso ? segment_cap : use_sendmmsg ? batch : 1;
+  long slots = use_gso ? segment_cap : use_sendmmsg || use_fanout ? batch : 1;
   if (use_gso && slots > max_payload / payload) slots = max_payload / payload;
   if (slots < 1) slots = 1;
   uint8_t *buffer = malloc((size_t)slots * (size_t)payload);
@@ -150,17 +200,20 @@ int main(int argc, char **argv) {
 
   struct mmsghdr *messages = NULL;
   struct iovec *iovecs = NULL;
-  if (use_sendmmsg) {
-    messages = calloc((size_t)batch, sizeof *messages);
-    iovecs = calloc((size_t)batch, sizeof *iovecs);
+  /* A call's messages: sendmmsg sends `batch` to one destination; fanout sends `batch` to each
+   * destination, message d * batch + i pointing at payload i and destination d. */
+  const long per_call = use_fanout ? batch * port_count : batch;
+  if (use_sendmmsg || use_fanout) {
+    messages = calloc((size_t)per_call, sizeof *messages);
+    iovecs = calloc((size_t)per_call, sizeof *iovecs);
     if (messages == NULL || iovecs == NULL) die("calloc");
-    for (long i = 0; i < batch; i++) {
-      iovecs[i].iov_base = buffer + i * payload;
-      iovecs[i].iov_len = (size_t)payload;
-      messages[i].msg_hdr.msg_name = &destination;
-      messages[i].msg_hdr.msg_namelen = destination_length;
-      messages[i].msg_hdr.msg_iov = &iovecs[i];
-      messages[i].msg_hdr.msg_iovlen = 1;
+    for (long m = 0; m < per_call; m++) {
+      iovecs[m].iov_base = buffer + (m % batch) * payload;
+      iovecs[m].iov_len = (size_t)payload;
+      messages[m].msg_hdr.msg_name = &destinations[m / batch];
+      messages[m].msg_hdr.msg_namelen = destination_length;
+      messages[m].msg_hdr.msg_iov = &iovecs[m];
+      messages[m].msg_hdr.msg_iovlen = 1;
     }
   }
 
@@ -175,7 +228,7 @@ int main(int argc, char **argv) {
   if (use_sendto) {
     while (sent < count) {
       stamp(buffer, run_id, (uint32_t)sent);
-      ssize_t n = sendto(fd, buffer, (size_t)payload, 0, (struct sockaddr *)&destination,
+      ssize_t n = sendto(fd, buffer, (size_t)payload, 0, (struct sockaddr *)destination,
                          destination_length);
       calls++;
       if (n < 0) {
@@ -199,6 +252,33 @@ int main(int argc, char **argv) {
       for (int i = 0; i < n; i++) bytes += messages[i].msg_len;
       sent += n;
     }
+  } else if (use_fanout) {
+    /* `position` is the next message of the current round (all of a round's messages go out
+     * before the next round restamps the payloads). */
+    long position = 0;
+    long round = 0;
+    while (sent < count) {
+      if (position == 0) {
+        for (long i = 0; i < batch; i++) {
+          stamp(buffer + i * payload, run_id, (uint32_t)(round * batch + i));
+        }
+      }
+      long want = per_call - position;
+      if (count - sent < want) want = count - sent;
+      int n = sendmmsg(fd, messages + position, (unsigned int)want, 0);
+      calls++;
+      if (n < 0) {
+        if (retryable(errno)) continue;
+        die("sendmmsg(fanout)");
+      }
+      for (int i = 0; i < n; i++) bytes += messages[position + i].msg_len;
+      sent += n;
+      position += n;
+      if (position == per_call) {
+        position = 0;
+        round++;
+      }
+    }
   } else {
     segments = slots;
     union {
@@ -209,7 +289,7 @@ int main(int argc, char **argv) {
     struct iovec iov;
     struct msghdr message;
     memset(&message, 0, sizeof message);
-    message.msg_name = &destination;
+    message.msg_name = destination;
     message.msg_namelen = destination_length;
     message.msg_iov = &iov;
     message.msg_iovlen = 1;
