@@ -129,7 +129,7 @@ export interface BuildOptions {
 }
 
 /** The datagrams of an input, before destinations: our own ranges and spans. */
-interface Payload {
+export interface Payload {
   buffers: Uint8Array[];
   ranges: Uint32Array;
   spans: Uint32Array;
@@ -344,10 +344,9 @@ export function destinationTable(endpoints: readonly Destination[], cache?: Dest
   return table;
 }
 
-/** A batch to one destination (null: the connected remote). */
-export function buildBatch(input: unknown, destination: Destination | null, options: BuildOptions,
+/** A batch of `payload` to one destination (null: the connected remote). */
+export function batchOf(payload: Payload, destination: Destination | null, options: BuildOptions,
   cache?: DestinationCache): Batch {
-  const payload = readPayload(input, options.family);
   const endpoints = destination === null ? [] : [destination];
   return {
     buffers: payload.buffers, ranges: payload.ranges, spans: payload.spans,
@@ -356,6 +355,12 @@ export function buildBatch(input: unknown, destination: Destination | null, opti
     segment: options.segment, continueOnError: options.continueOnError, controls: options.controls,
     count: payload.count, totalBytes: payload.totalBytes, endpoints,
   };
+}
+
+/** A batch to one destination (null: the connected remote). */
+export function buildBatch(input: unknown, destination: Destination | null, options: BuildOptions,
+  cache?: DestinationCache): Batch {
+  return batchOf(readPayload(input, options.family), destination, options, cache);
 }
 
 /** Datagram i of `input` to `destinations[i]`. */

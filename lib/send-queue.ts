@@ -5,28 +5,16 @@
  * queue logic is unit-tested with a fake.
  */
 import * as os from 'node:os';
-import type { NativeControls, NativeUdpSocket } from './binding';
-import { isWsaWouldBlock } from './wsk/wsa';
+import type { NativeUdpSocket } from './binding';
+import type { Batch, NativeSendResult } from './batch';
 import type {
-  BatchLayout,
-  Destination,
-  PendingSend,
-  RawSendResult,
-  SendCompletion,
+  PendingSend, RawFailure, RawSendResult, SendCompletion,
 } from './transport';
 
-/** What the queue needs of the native socket (native/socket.cc). */
+/** What the queue needs of the native socket (native/socket_methods.cc). */
 export type NativeSender = Pick<NativeUdpSocket, 'send' | 'startPolling' | 'stopPolling'>;
 
-const { EAGAIN, EWOULDBLOCK, ENOBUFS, EFAULT } = os.constants.errno;
-const IS_WINDOWS = process.platform === 'win32';
-
-/** True when `errno` means "the socket buffer is full, try later" rather than a failure. */
-export function isWouldBlock(errno: number): boolean {
-  // On Windows the native side reports WSA codes (WSAEWOULDBLOCK, WSAENOBUFS).
-  if (IS_WINDOWS && isWsaWouldBlock(errno)) return true;
-  return errno === EAGAIN || errno === EWOULDBLOCK || errno === ENOBUFS;
-}
+const { EAGAIN, EFAULT } = os.constants.errno;
 
 /**
  * Datagrams per native call while flushing: the native side reads only the window it sends,
@@ -35,24 +23,42 @@ export function isWouldBlock(errno: number): boolean {
 export const FLUSH_WINDOW = 1024;
 
 interface Request extends PendingSend {
-  /** The queue's own copy of the batch: a layout with every datagram's length (see #hold). */
-  readonly buffers: readonly Uint8Array[];
-  readonly layout: Uint32Array;
-  readonly count: number;
-  readonly totalBytes: number;
-  readonly destination: Destination | null;
-  readonly segment: boolean;
-  readonly controls: NativeControls | undefined;
+  /** The batch as submitted: it holds its own arrays and every datagram's length. */
+  readonly batch: Batch;
   readonly onComplete: (completion: SendCompletion) => void;
-  /** First datagram not yet sent, and where it starts in `layout`. */
+  /** First datagram not yet processed (sent or failed). */
   next: number;
-  word: number;
+  datagramsSent: number;
   bytesSent: number;
+  segmentsSent: number;
+  failures: RawFailure[];
   /** In #requests, so counted in pendingDatagrams / pendingBytes. */
   queued: boolean;
   /** Cancelled while its native send was running: it completes, cancelled, once that returns. */
   cancelRequested: boolean;
   done: boolean;
+}
+
+/** The payload bytes of datagram `index` of `batch`. */
+function datagramLength(batch: Batch, index: number): number {
+  const first = batch.spans[index * 2]!;
+  const count = batch.spans[index * 2 + 1]!;
+  let length = 0;
+  for (let r = first; r < first + count; r++) length += batch.ranges[r * 3 + 2]!;
+  return length;
+}
+
+/** The native result in the queue's form: failures as objects. */
+function toRaw(result: NativeSendResult): RawSendResult {
+  const failures: RawFailure[] = [];
+  const flat = result.failures;
+  if (flat !== null) {
+    for (let i = 0; i + 1 < flat.length; i += 2) failures.push({ index: flat[i]!, errno: flat[i + 1]! });
+  }
+  return {
+    datagrams: result.datagrams, bytes: result.bytes, segments: result.segments,
+    errno: result.errno, syscall: result.syscall, wouldBlock: result.wouldBlock, failures,
+  };
 }
 
 export class SendQueue {
@@ -96,35 +102,30 @@ export class SendQueue {
    * Sends what the kernel takes now without queueing. While requests wait, sends nothing
    * (it never jumps the queue) and reports "would block".
    */
-  trySend(buffers: readonly Uint8Array[], layout: BatchLayout, count: number,
-    destination: Destination | null, segment = false, controls?: NativeControls): RawSendResult {
-    if (this.#requests.length > 0) return { datagrams: 0, bytes: 0, errno: EAGAIN, syscall: '' };
-    return this.#send(buffers, layout, 0, 0, count, destination, segment, controls);
+  trySend(batch: Batch): RawSendResult {
+    if (this.#requests.length > 0) {
+      return { datagrams: 0, bytes: 0, segments: 0, errno: EAGAIN, syscall: '', wouldBlock: true, failures: [] };
+    }
+    return toRaw(this.#native.send(batch, 0, batch.count));
   }
 
-  /**
-   * See BatchSender.submit. `segment`: let the native side coalesce equal-size runs
-   * (UDP_SEGMENT) where the socket can.
-   */
-  submit(buffers: readonly Uint8Array[], layout: BatchLayout, count: number, totalBytes: number,
-    destination: Destination | null, onComplete: (completion: SendCompletion) => void,
-    segment = false,
-    controls?: NativeControls,
-  ): RawSendResult | PendingSend {
+  /** See BatchSender.submit. */
+  submit(batch: Batch, onComplete: (completion: SendCompletion) => void): RawSendResult | PendingSend {
     let next = 0;
-    let word = 0;
-    let bytesSent = 0;
+    let first: RawSendResult | null = null;
     if (this.#requests.length === 0) {
-      const result = this.#send(buffers, layout, 0, 0, count, destination, segment, controls);
-      if (result.datagrams === count || !isWouldBlock(result.errno)) return result;
-      ({ datagrams: next, word, bytes: bytesSent } = result);
+      first = toRaw(this.#native.send(batch, 0, batch.count));
+      next = first.datagrams + first.failures.length;
+      if (next === batch.count || (first.errno !== 0 && !first.wouldBlock)) return first;
     }
-    const held = hold(buffers, layout, next, word, count);
     const request: Request = {
       pending: true,
-      buffers: held.buffers, layout: held.layout, count, totalBytes, destination, segment,
-      controls, onComplete,
-      next, word: held.word, bytesSent,
+      batch, onComplete,
+      next,
+      datagramsSent: first?.datagrams ?? 0,
+      bytesSent: first?.bytes ?? 0,
+      segmentsSent: first?.segments ?? 0,
+      failures: first?.failures ?? [],
       queued: false, cancelRequested: false, done: false,
       cancel: () => this.#cancel(request),
     };
@@ -144,15 +145,6 @@ export class SendQueue {
       if (request === this.#inFlight) request.cancelRequested = true;
       else if (!request.done) this.#finish(request, 0, '', true);
     }
-  }
-
-  #send(buffers: readonly Uint8Array[], layout: BatchLayout, first: number, firstWord: number,
-    count: number, destination: Destination | null, segment: boolean, controls?: NativeControls,
-  ): RawSendResult & { word: number } {
-    return destination === null
-      ? this.#native.send(buffers, layout, first, firstWord, count, null, 0, 0, segment, controls)
-      : this.#native.send(buffers, layout, first, firstWord, count, destination.address,
-        destination.port, destination.scopeId, segment, controls);
   }
 
   #startPolling(): void {
@@ -201,36 +193,31 @@ export class SendQueue {
   #flushRequests(): boolean {
     while (this.#requests.length > 0) {
       const head = this.#requests[0]!;
-      const window = Math.min(FLUSH_WINDOW, head.count - head.next);
-      let result: RawSendResult & { word: number };
+      const window = Math.min(FLUSH_WINDOW, head.batch.count - head.next);
+      let result: RawSendResult;
       this.#inFlight = head;
       try {
-        result = this.#send(head.buffers, head.layout, head.next, head.word, window,
-          head.destination, head.segment, head.controls);
+        result = toRaw(this.#native.send(head.batch, head.next, window));
       } catch {
-        // The batch was checked when submitted and the queue holds every datagram's length, so
-        // its memory changed (shrunk or detached) while waiting: end it without sending it.
-        result = { datagrams: 0, bytes: 0, errno: EFAULT, syscall: 'send', word: head.word };
+        // The batch was checked when submitted and holds every datagram's length, so its
+        // memory changed (shrunk or detached) while waiting: end it without sending it.
+        result = {
+          datagrams: 0, bytes: 0, segments: 0, errno: EFAULT, syscall: 'send', wouldBlock: false, failures: [],
+        };
       } finally {
         this.#inFlight = null;
       }
-      head.next += result.datagrams;
-      head.word = result.word;
-      head.bytesSent += result.bytes;
-      if (head.queued) {
-        this.#pendingDatagrams -= result.datagrams;
-        this.#pendingBytes -= result.bytes;
-      }
+      this.#account(head, result);
       if (head.cancelRequested) {
         this.#dequeue(head);
         this.#finish(head, 0, '', true);
-      } else if (head.next === head.count) {
+      } else if (head.next === head.batch.count) {
         this.#dequeue(head);
         this.#finish(head, 0, '', false);
+      } else if (result.wouldBlock) {
+        return false; // keep polling
       } else if (result.errno === 0) {
         continue; // the window went out whole; the next one may too
-      } else if (isWouldBlock(result.errno)) {
-        return false; // keep polling
       } else {
         this.#dequeue(head);
         this.#finish(head, result.errno, result.syscall, false);
@@ -239,11 +226,36 @@ export class SendQueue {
     return true;
   }
 
+  /** Adds what one native call did to `request` and takes it out of the pending counts. */
+  #account(request: Request, result: RawSendResult): void {
+    const processed = result.datagrams + result.failures.length;
+    let failedBytes = 0;
+    for (const failure of result.failures) {
+      request.failures.push(failure);
+      failedBytes += datagramLength(request.batch, failure.index);
+    }
+    request.next += processed;
+    request.datagramsSent += result.datagrams;
+    request.bytesSent += result.bytes;
+    request.segmentsSent += result.segments;
+    if (request.queued) {
+      this.#pendingDatagrams -= processed;
+      this.#pendingBytes -= result.bytes + failedBytes;
+    }
+  }
+
   #enqueue(request: Request): void {
     this.#requests.push(request);
     request.queued = true;
-    this.#pendingDatagrams += request.count - request.next;
-    this.#pendingBytes += request.totalBytes - request.bytesSent;
+    this.#pendingDatagrams += request.batch.count - request.next;
+    this.#pendingBytes += request.batch.totalBytes - this.#processedBytes(request);
+  }
+
+  /** Bytes of the datagrams of `request` already sent or failed. */
+  #processedBytes(request: Request): number {
+    let bytes = request.bytesSent;
+    for (const failure of request.failures) bytes += datagramLength(request.batch, failure.index);
+    return bytes;
   }
 
   /** Empties the queue; returns what was in it. */
@@ -261,8 +273,8 @@ export class SendQueue {
     request.queued = false;
     const index = this.#requests.indexOf(request);
     if (index >= 0) this.#requests.splice(index, 1);
-    this.#pendingDatagrams -= request.count - request.next;
-    this.#pendingBytes -= request.totalBytes - request.bytesSent;
+    this.#pendingDatagrams -= request.batch.count - request.next;
+    this.#pendingBytes -= request.batch.totalBytes - this.#processedBytes(request);
   }
 
   #cancel(request: Request): boolean {
@@ -287,27 +299,9 @@ export class SendQueue {
   #finish(request: Request, errno: number, syscall: string, cancelled: boolean): void {
     if (request.done) return;
     request.done = true;
-    request.onComplete({ datagrams: request.next, bytes: request.bytesSent, errno, syscall, cancelled });
+    request.onComplete({
+      datagrams: request.datagramsSent, bytes: request.bytesSent, segments: request.segmentsSent,
+      errno, syscall, wouldBlock: false, failures: request.failures, cancelled,
+    });
   }
-}
-
-/**
- * The queue's copy of a batch that waits: its own buffers array (the caller may reuse theirs,
- * and no getter of theirs runs while the queue flushes) and a layout giving every datagram's
- * length, so that a buffer detached or shrunk while the
- * request waits is refused by the native send (EFAULT) instead of going out short or empty.
- * Datagram i of a layout-free batch is at word 4 * i; `word` is where datagram `next` starts.
- */
-function hold(buffers: readonly Uint8Array[], layout: BatchLayout, next: number, word: number,
-  count: number): { buffers: readonly Uint8Array[]; layout: Uint32Array; word: number } {
-  if (layout !== null) return { buffers: buffers.slice(), layout, word };
-  const own = buffers.slice(0, count);
-  const words = new Uint32Array(count * 4);
-  for (let i = 0; i < count; i++) {
-    words[i * 4] = 1;
-    words[i * 4 + 1] = i;
-    // Sent datagrams are never read again: their length stays 0.
-    if (i >= next) words[i * 4 + 3] = own[i]?.byteLength ?? 0;
-  }
-  return { buffers: own, layout: words, word: next * 4 };
 }

@@ -9,18 +9,19 @@
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import * as os from 'node:os';
-import { types } from 'node:util';
+import {
+  buildAddressedBatch, buildBatch, buildFanOutBatch, DestinationCache, type Batch, type BatchInput,
+  type Datagram,
+} from './batch';
 import { binding, type NativeControls, type NativeUdpSocket, type SocketStats } from './binding';
+import { describeValue } from './describe';
 import { WskError } from './errors';
 import {
   DatagramReader, toAddressInfo, type AddressInfo, type ReceivedDatagram, type ReceiveOptions,
 } from './receive';
-import { isWouldBlock, SendQueue } from './send-queue';
+import { SendQueue } from './send-queue';
 import {
-  MAX_BATCH_DATAGRAMS,
-  MAX_DATAGRAM_PIECES,
   MAX_UDP_PAYLOAD,
-  type BatchLayout,
   type BatchSender,
   type Destination,
   type PendingSend,
@@ -28,15 +29,47 @@ import {
   type SendCompletion,
   type SendControls,
 } from './transport';
-import { describeValue } from './describe';
+import { ntStatusFromOsError, osErrorName } from './wsk/wsa';
+import type { NTSTATUS } from './wsk/ntstatus';
 
-/** A datagram: one Uint8Array, or several sent back to back as one datagram (no copy). */
-export type Datagram = Uint8Array | readonly Uint8Array[];
+export type { BatchInput, Datagram, PackedBatch } from './batch';
 
-/** What a send put on the wire: whole datagrams and their payload bytes, nothing more. */
+/** A datagram the kernel refused for its destination while the rest of the batch went on. */
+export interface SendFailure {
+  /** Its index in the batch (for sendToMany: destination index * batch length + datagram index). */
+  readonly index: number;
+  /** The errno code name, e.g. "EACCES". */
+  readonly code: string;
+  /** The OS error number (a WSA code on Windows). */
+  readonly errno: number;
+  /** The NTSTATUS it maps to, e.g. STATUS_ACCESS_DENIED. */
+  readonly status: NTSTATUS;
+  /** The destination it was for (absent on a connected socket). */
+  readonly address?: string;
+  readonly port?: number;
+}
+
+/**
+ * What a send put on the wire: the caller's datagrams and their payload bytes, nothing more;
+ * `segments` counts the datagrams on the wire (one cut by `segmentSize` counts each segment);
+ * `failures` lists the datagrams refused for their destination (with `continueOnError`).
+ */
 export interface SendResult {
   datagrams: number;
   bytes: number;
+  segments: number;
+  failures: SendFailure[];
+}
+
+/** A destination of a multi-destination send: a port and an IP literal (default loopback). */
+export interface Endpoint {
+  readonly port: number;
+  readonly address?: string;
+}
+
+/** A datagram with its own destination (trySendTo / sendTo). */
+export interface Message extends Endpoint {
+  readonly data: Datagram;
 }
 
 export type SocketType = 'udp4' | 'udp6';
@@ -61,6 +94,13 @@ export interface SocketOptions {
 export interface SendOptions extends SendControls {
   /** Segmentation offload for this call; defaults to the socket's `gso`. */
   gso?: boolean;
+  /**
+   * Go on past a datagram the kernel refuses for its destination (EACCES, EPERM, ENETUNREACH,
+   * EHOSTUNREACH, ECONNREFUSED, EMSGSIZE, ...), listing it in `failures`, instead of stopping
+   * there with a WskError. Default false for one destination, true for sendTo/sendToMany.
+   * "Would block" is never a failure: the rest waits (sendBatch) or is returned unsent.
+   */
+  continueOnError?: boolean;
 }
 
 function checkInteger(value: unknown, name: string, min: number, max: number): number {
@@ -142,114 +182,6 @@ export function parseIpLiteral(address: unknown, family: 4 | 6): { address: stri
   return { address: literal, scopeId };
 }
 
-// Intrinsics captured at load, so that checking a datagram runs none of the caller's code (an
-// own `byteLength` property, a Symbol.hasInstance) and reads what the native side will read.
-// %TypedArray%.prototype.at throws for a view whose memory is gone (detached, or a fixed-length
-// view past the end of a shrunk resizable ArrayBuffer), where byteLength only says 0.
-const typedArrayPrototype = Object.getPrototypeOf(Uint8Array.prototype) as object;
-const typedArrayByteLength = Object.getOwnPropertyDescriptor(typedArrayPrototype, 'byteLength')!.get!;
-const typedArrayAt = Uint8Array.prototype.at;
-const { isUint8Array } = types;
-
-function byteLengthOf(view: Uint8Array): number {
-  return Reflect.apply(typedArrayByteLength, view, []) as number;
-}
-
-/** The byte length of `view`; a RangeError when it is empty because its memory is gone. */
-function checkedLength(view: Uint8Array, what: string): number {
-  const length = byteLengthOf(view);
-  if (length === 0) {
-    try {
-      Reflect.apply(typedArrayAt, view, [0]);
-    } catch {
-      throw new RangeError(`${what} has no memory (its ArrayBuffer is detached, or shrunk below it)`);
-    }
-  }
-  return length;
-}
-
-/**
- * Checks `datagrams` and turns them into the native call's arguments. Plain Uint8Arrays take the
- * layout-free fast path; a datagram given as pieces gets a layout. Never copies payloads.
- *
- * Every element is read once, into arrays of our own, before anything is checked: a getter or
- * a Proxy of the caller's runs only in that first pass, so it cannot change what was checked,
- * and nothing of the caller's runs between the checks and the native call, which reads the
- * same views at the same lengths.
- */
-function describeBatch(datagrams: unknown, family: 4 | 6): {
-  buffers: Uint8Array[];
-  layout: BatchLayout;
-  totalBytes: number;
-  /** Datagrams, as read once. */
-  count: number;
-} {
-  if (!Array.isArray(datagrams)) {
-    throw new TypeError('datagrams must be an array of Uint8Array (or of arrays of Uint8Array)');
-  }
-  const count = datagrams.length;
-  if (count > MAX_BATCH_DATAGRAMS) {
-    throw new RangeError(`a batch holds at most ${MAX_BATCH_DATAGRAMS} datagrams, got ${count}`);
-  }
-  // Pass 1: read (the caller's code may run).
-  const read: unknown[] = new Array(count);
-  let pieces = 0;
-  for (let i = 0; i < count; i++) {
-    const datagram: unknown = datagrams[i];
-    if (isUint8Array(datagram) || !Array.isArray(datagram)) {
-      read[i] = datagram;
-      continue;
-    }
-    const partCount = datagram.length;
-    if (partCount > MAX_DATAGRAM_PIECES) {
-      throw new RangeError(`datagram ${i} has ${partCount} pieces; at most ${MAX_DATAGRAM_PIECES}`);
-    }
-    const parts: unknown[] = new Array(partCount);
-    for (let p = 0; p < partCount; p++) parts[p] = datagram[p];
-    read[i] = parts;
-    pieces += partCount;
-  }
-
-  // Pass 2: check what was read (none of the caller's code runs from here on).
-  const limit = MAX_UDP_PAYLOAD[family];
-  let totalBytes = 0;
-  for (let i = 0; i < count; i++) {
-    const datagram = read[i];
-    let length = 0;
-    if (isUint8Array(datagram)) {
-      length = checkedLength(datagram, `datagram ${i}`);
-    } else if (Array.isArray(datagram)) {
-      for (const piece of datagram as unknown[]) {
-        if (!isUint8Array(piece)) throw new TypeError(`datagram ${i} has a piece that is not a Uint8Array`);
-        length += checkedLength(piece, `a piece of datagram ${i}`);
-      }
-    } else {
-      throw new TypeError(`datagram ${i} must be a Uint8Array or an array of Uint8Array`);
-    }
-    if (length > limit) {
-      throw new RangeError(`datagram ${i} has ${length} bytes; the UDP limit over IPv${family} is ${limit}`);
-    }
-    totalBytes += length;
-  }
-  if (pieces === 0) return { buffers: read as Uint8Array[], layout: null, totalBytes, count };
-
-  // Some datagrams are made of pieces: describe every datagram as ranges over `buffers`.
-  const buffers: Uint8Array[] = [];
-  const layout = new Uint32Array(count * 4 + pieces * 3);
-  let word = 0;
-  for (const datagram of read as Datagram[]) {
-    const parts = isUint8Array(datagram) ? [datagram] : datagram;
-    layout[word++] = parts.length;
-    for (const part of parts) {
-      layout[word++] = buffers.length;
-      layout[word++] = 0;
-      layout[word++] = byteLengthOf(part);
-      buffers.push(part);
-    }
-  }
-  return { buffers, layout: layout.subarray(0, word), totalBytes, count };
-}
-
 /**
  * A UDP socket that sends batches of datagrams with one system call (Linux: sendmmsg).
  * What the kernel cannot take at once waits in the socket's queue and goes out, in call order,
@@ -263,6 +195,7 @@ export class UdpSocket extends EventEmitter implements BatchSender {
   readonly #queue: SendQueue;
   readonly #reader: DatagramReader;
   #remote: Destination | null = null;
+  readonly #cache = new DestinationCache();
   #closed = false;
   #gso = true;
 
@@ -405,77 +338,171 @@ export class UdpSocket extends EventEmitter implements BatchSender {
   /** Reads SO_SNDBUF (Linux reports twice the size that was set). */
   getSendBufferSize(): number {
     const size = this.#native.getSendBufferSize();
-    if (size < 0) throw new WskError(-size, 'getsockopt');
-    return size;
+    if (typeof size === 'number') throw new WskError(size, 'getsockopt');
+    return size.bytes;
   }
 
   /**
-   * Sends as many of `datagrams` as the kernel takes now, in order, with one system call per
-   * up to 1024 datagrams, and never queues. Returns what went out: fewer than
-   * `datagrams.length` when the socket buffer filled up, and nothing while earlier sendBatch
-   * calls are still waiting (it never jumps the queue). Throws a WskError (carrying what had
-   * gone out before) for any other OS error, and TypeError/RangeError for bad arguments.
+   * Sends as many datagrams of `batch` as the kernel takes now, in order, with one system call
+   * per up to 1024 datagrams, and never queues. `batch` is an array of datagrams or a packed
+   * batch (`{ buffer, lengths }` / `{ buffer, segmentSize }`). Returns what went out: when the
+   * socket buffer fills up, the datagrams from index `datagrams + failures.length` on were not
+   * sent; nothing goes out while earlier sendBatch calls are still waiting (it never jumps the
+   * queue). Throws a WskError (carrying what had gone out before) for any other OS error,
+   * unless `continueOnError`, and TypeError/RangeError for bad arguments.
    * Omit `port` and `address` on a connected socket.
    */
-  trySendBatch(datagrams: readonly Datagram[], port?: number, address?: string,
-    options?: SendOptions): SendResult {
+  trySendBatch(batch: BatchInput, port?: number, address?: string, options?: SendOptions): SendResult {
     const destination = this.#destination(port, address);
-    const segment = this.#segment(options);
-    const controls = options === undefined ? undefined : nativeControls(options, this.family);
-    const { buffers, layout, count } = describeBatch(datagrams, this.family);
-    const result = this.#queue.trySend(buffers, layout, count, destination, segment, controls);
-    if (result.errno !== 0 && !isWouldBlock(result.errno)) {
-      throw new WskError(result.errno, result.syscall, result);
-    }
-    return { datagrams: result.datagrams, bytes: result.bytes };
+    return this.#trySend(buildBatch(batch, destination, this.#buildOptions(options, false), this.#cache));
   }
 
   /**
-   * Sends every datagram of the batch and resolves with what went out. What the socket cannot
-   * take now waits, behind earlier calls, and goes out when the socket is writable; keep the
-   * buffers unchanged until the promise settles. Rejects with a WskError carrying
-   * `datagramsSent`/`bytesSent` when the kernel refuses a datagram, or with code ECANCELED
-   * (STATUS_CANCELLED) when the socket is closed first.
+   * Sends every datagram of `batch` (an array of datagrams or a packed batch) and resolves with
+   * what went out. What the socket cannot take now waits, behind earlier calls, and goes out
+   * when the socket is writable; keep the buffers unchanged until the promise settles. Bad
+   * arguments throw a TypeError/RangeError at once, before anything is sent (as node:dgram does).
+   * Rejects with a WskError carrying `datagramsSent`/`bytesSent` when the kernel refuses a
+   * datagram (with `continueOnError`, it is listed in `failures` instead), or with code
+   * ECANCELED (STATUS_CANCELLED) when the socket is closed first.
    */
-  sendBatch(datagrams: readonly Datagram[], port?: number, address?: string,
-    options?: SendOptions): Promise<SendResult> {
-    try {
-      const destination = this.#destination(port, address);
-      const segment = this.#segment(options);
-      const controls = options === undefined ? undefined : nativeControls(options, this.family);
-      const { buffers, layout, totalBytes, count } = describeBatch(datagrams, this.family);
-      return new Promise((resolve, reject) => {
-        const settle = (result: RawSendResult | SendCompletion): void => {
-          if ('cancelled' in result && result.cancelled) {
-            reject(new WskError(os.constants.errno.ECANCELED, result.syscall || 'close', result));
-          } else if (result.errno !== 0) {
-            reject(new WskError(result.errno, result.syscall, result));
-          } else {
-            resolve({ datagrams: result.datagrams, bytes: result.bytes });
-          }
-        };
-        const submitted = this.#queue.submit(buffers, layout, count, totalBytes,
-          destination, settle, segment, controls);
-        if (!('pending' in submitted)) settle(submitted);
-      });
-    } catch (error) {
-      return Promise.reject(error);
-    }
+  sendBatch(batch: BatchInput, port?: number, address?: string, options?: SendOptions): Promise<SendResult> {
+    const destination = this.#destination(port, address);
+    return this.#send(buildBatch(batch, destination, this.#buildOptions(options, false), this.#cache));
+  }
+
+  /**
+   * Sends each message to its own destination, as many as the kernel takes now (one system
+   * call per up to 1024 messages, whatever the destinations), and never queues. A datagram
+   * refused for its destination is listed in `failures` and the rest go on (unless
+   * `continueOnError: false`). On a full socket buffer, messages from index
+   * `datagrams + failures.length` on were not sent.
+   */
+  trySendTo(messages: readonly Message[], options?: SendOptions): SendResult {
+    const { data, destinations } = this.#readMessages(messages);
+    return this.#trySend(buildAddressedBatch(data, destinations, this.#buildOptions(options, true), this.#cache));
+  }
+
+  /** Sends each message to its own destination; what cannot go now waits (see sendBatch). */
+  sendTo(messages: readonly Message[], options?: SendOptions): Promise<SendResult> {
+    const { data, destinations } = this.#readMessages(messages);
+    return this.#send(buildAddressedBatch(data, destinations, this.#buildOptions(options, true), this.#cache));
+  }
+
+  /**
+   * Sends every datagram of `batch` to each of `destinations` (fan-out), destination by
+   * destination: datagram `d * batchLength + i` of the result is datagram i to destination d.
+   * Every copy points at the same memory: nothing is copied. As many as the kernel takes now.
+   */
+  trySendToMany(batch: BatchInput, destinations: readonly Endpoint[], options?: SendOptions): SendResult {
+    const endpoints = this.#readEndpoints(destinations);
+    return this.#trySend(buildFanOutBatch(batch, endpoints, this.#buildOptions(options, true), this.#cache));
+  }
+
+  /** The fan-out of trySendToMany; what cannot go now waits (see sendBatch). */
+  sendToMany(batch: BatchInput, destinations: readonly Endpoint[], options?: SendOptions): Promise<SendResult> {
+    const endpoints = this.#readEndpoints(destinations);
+    return this.#send(buildFanOutBatch(batch, endpoints, this.#buildOptions(options, true), this.#cache));
   }
 
   /** The batch send of the BatchSender contract (used by the WSK layer). */
-  submit(
-    buffers: readonly Uint8Array[],
-    layout: BatchLayout,
-    datagramCount: number,
-    totalBytes: number,
-    destination: Destination | null,
-    onComplete: (completion: SendCompletion) => void,
-    controls?: SendControls,
-  ): RawSendResult | PendingSend {
-    const native = controls === undefined ? undefined : nativeControls(controls, this.family);
-    return this.#queue.submit(buffers, layout, datagramCount, totalBytes, destination, onComplete,
-      this.#gso, native);
+  submit(batch: Batch, onComplete: (completion: SendCompletion) => void): RawSendResult | PendingSend {
+    return this.#queue.submit(batch, onComplete);
+  }
+
+  #trySend(batch: Batch): SendResult {
+    const result = this.#queue.trySend(batch);
+    if (result.errno !== 0 && !result.wouldBlock) throw new WskError(result.errno, result.syscall, result);
+    return this.#result(batch, result);
+  }
+
+  #send(batch: Batch): Promise<SendResult> {
+    return new Promise((resolve, reject) => {
+      const settle = (result: RawSendResult | SendCompletion): void => {
+        if ('cancelled' in result && result.cancelled) {
+          reject(new WskError(os.constants.errno.ECANCELED, result.syscall || 'close', result));
+        } else if (result.errno !== 0) {
+          reject(new WskError(result.errno, result.syscall, result));
+        } else {
+          resolve(this.#result(batch, result));
+        }
+      };
+      const submitted = this.#queue.submit(batch, settle);
+      if (!('pending' in submitted)) settle(submitted);
+    });
+  }
+
+  #result(batch: Batch, result: RawSendResult): SendResult {
+    const failures = result.failures.map((failure): SendFailure => {
+      const code = osErrorName(failure.errno) ?? `E${failure.errno}`;
+      const status = ntStatusFromOsError(failure.errno);
+      const target = batch.targets === null ? 0 : batch.targets[failure.index]!;
+      const endpoint = batch.endpoints[target];
+      return endpoint === undefined
+        ? { index: failure.index, code, errno: failure.errno, status }
+        : { index: failure.index, code, errno: failure.errno, status, address: endpoint.address, port: endpoint.port };
+    });
+    return { datagrams: result.datagrams, bytes: result.bytes, segments: result.segments, failures };
+  }
+
+  #buildOptions(options: SendOptions | undefined, manyDestinations: boolean): {
+    family: 4 | 6; segment: boolean; continueOnError: boolean; controls: NativeControls | undefined;
+  } {
+    if (options === undefined) {
+      return { family: this.family, segment: this.#gso, continueOnError: manyDestinations, controls: undefined };
+    }
+    if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+    const segment = this.#segment(options);
+    const continueOnError = options.continueOnError ?? manyDestinations;
+    if (typeof continueOnError !== 'boolean') throw new TypeError('options.continueOnError must be a boolean');
+    return { family: this.family, segment, continueOnError, controls: nativeControls(options, this.family) };
+  }
+
+  /** Reads each message once into datagrams and checked destinations. */
+  #readMessages(messages: unknown): { data: Datagram[]; destinations: Destination[] } {
+    if (!Array.isArray(messages)) throw new TypeError('messages must be an array of { data, port, address }');
+    this.#requireUnconnected();
+    const count = messages.length;
+    const data: Datagram[] = new Array(count);
+    const destinations: Destination[] = new Array(count);
+    for (let i = 0; i < count; i++) {
+      const message: unknown = messages[i];
+      if (typeof message !== 'object' || message === null) throw new TypeError(`message ${i} must be an object`);
+      const { data: bytes, port, address } = message as Record<string, unknown>;
+      data[i] = bytes as Datagram;
+      destinations[i] = this.#endpoint(port, address, `message ${i}`);
+    }
+    return { data, destinations };
+  }
+
+  /** Reads each endpoint once into checked destinations. */
+  #readEndpoints(endpoints: unknown): Destination[] {
+    if (!Array.isArray(endpoints)) throw new TypeError('destinations must be an array of { port, address }');
+    this.#requireUnconnected();
+    const count = endpoints.length;
+    const destinations: Destination[] = new Array(count);
+    for (let i = 0; i < count; i++) {
+      const endpoint: unknown = endpoints[i];
+      if (typeof endpoint !== 'object' || endpoint === null) throw new TypeError(`destination ${i} must be an object`);
+      const { port, address } = endpoint as Record<string, unknown>;
+      destinations[i] = this.#endpoint(port, address, `destination ${i}`);
+    }
+    return destinations;
+  }
+
+  #endpoint(port: unknown, address: unknown, what: string): Destination {
+    try {
+      const ip = parseIpLiteral(address ?? (this.family === 6 ? '::1' : '127.0.0.1'), this.family);
+      return { family: this.family, port: checkPort(port, false), ...ip };
+    } catch (error) {
+      if (error instanceof TypeError) throw new TypeError(`${what}: ${error.message}`);
+      if (error instanceof RangeError) throw new RangeError(`${what}: ${error.message}`);
+      throw error;
+    }
+  }
+
+  #requireUnconnected(): void {
+    if (this.#remote !== null) throw new TypeError('the socket is connected: send to its remote with sendBatch');
   }
 
   /**
@@ -529,9 +556,7 @@ export class UdpSocket extends EventEmitter implements BatchSender {
     this.emit('close');
   }
 
-  #segment(options: SendOptions | undefined): boolean {
-    if (options === undefined) return this.#gso;
-    if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+  #segment(options: SendOptions): boolean {
     if (options.gso === undefined) return this.#gso;
     if (typeof options.gso !== 'boolean') throw new TypeError('options.gso must be a boolean');
     return options.gso;

@@ -3,6 +3,7 @@
  * owns the native handle. Kept apart from the addon so that the WSK layer can be unit-tested
  * with a fake sender, without loading native code.
  */
+import type { Batch } from './batch';
 
 /** A resolved destination: an IP literal (no zone suffix), a port and, for IPv6, a scope id. */
 export interface Destination {
@@ -13,25 +14,32 @@ export interface Destination {
   readonly scopeId: number;
 }
 
+/** A datagram the kernel refused for its destination, while the batch went on. */
+export interface RawFailure {
+  /** Its index in the batch. */
+  readonly index: number;
+  /** The OS error code (errno; a WSA code on Windows). */
+  readonly errno: number;
+}
+
 /**
- * What one batch send did, as the OS said it. `errno` is 0 when every datagram went out;
- * otherwise it is the OS error code of the first datagram that did not go out, and `syscall`
- * names the call that failed. `datagrams` and `bytes` count only what the kernel accepted.
+ * What one batch send did, as the OS said it. `errno` is 0 when the send did not stop early;
+ * otherwise it is the OS error code of the first datagram not processed (index
+ * `datagrams + failures.length`), and `syscall` names the call that failed. `datagrams`,
+ * `bytes` and `segments` count only what the kernel accepted.
  */
 export interface RawSendResult {
   datagrams: number;
   bytes: number;
+  /** Datagrams on the wire: one cut by an explicit segmentSize counts each segment. */
+  segments: number;
   errno: number;
   syscall: string;
+  /** The send stopped because the socket buffer was full (set by the native back-end). */
+  wouldBlock: boolean;
+  /** Datagrams refused for their destination, in order (continueOnError batches only). */
+  failures: RawFailure[];
 }
-
-/**
- * Layout of a batch, as the native send reads it: a flat Uint32Array holding, for each
- * datagram in order, its byte-range count `n` followed by `n` triples
- * `(bufferIndex, offset, length)` into the `buffers` array. `null` means datagram `i` is
- * `buffers[i]` whole.
- */
-export type BatchLayout = Uint32Array | null;
 
 /**
  * Per-call control information, applied to every datagram of the call: the platform-neutral
@@ -78,27 +86,18 @@ export interface BatchSender {
   readonly closed: boolean;
   /** The fixed remote (set by connect), or null. */
   readonly remote: Destination | null;
+  /** Whether sends coalesce equal-size runs (the socket's `gso`). */
+  readonly gso: boolean;
   /**
-   * Sends `datagramCount` datagrams described by `buffers` + `layout` (holding `totalBytes`) to
-   * `destination` (null: the connected remote) without copying payloads.
+   * Sends `batch` (lib/batch.ts) without copying payloads.
    *
    * When nothing is queued before it and the batch ends at once (all sent, or an OS error other
    * than "would block"), returns the RawSendResult and never calls `onComplete`. Otherwise the
    * rest waits in the socket's queue, behind earlier requests, and a PendingSend is returned;
    * `onComplete` then runs exactly once, later, from the event loop (or from cancel()/close()).
-   * The buffers must stay unchanged until then. `controls` apply to every datagram. Never
-   * throws for OS errors; throws TypeError/RangeError for a malformed layout or out-of-range
-   * controls, before anything is sent.
+   * The buffers must stay unchanged until then. Never throws for OS errors.
    */
-  submit(
-    buffers: readonly Uint8Array[],
-    layout: BatchLayout,
-    datagramCount: number,
-    totalBytes: number,
-    destination: Destination | null,
-    onComplete: (completion: SendCompletion) => void,
-    controls?: SendControls,
-  ): RawSendResult | PendingSend;
+  submit(batch: Batch, onComplete: (completion: SendCompletion) => void): RawSendResult | PendingSend;
 }
 
 /** Largest UDP payload: 65535 - 8 (UDP header) - 20 (IPv4 header) for IPv4, 65535 - 8 for IPv6. */
