@@ -1,7 +1,9 @@
 /**
- * The benchmark (`npm run bench`): node:dgram, wsk-dgram (plain batch, GSO, WSK layer) and a C
- * reference sender (sendto, sendmmsg, UDP_SEGMENT) send to one counting receiver over
- * loopback, in one process run, for several payload sizes.
+ * The benchmark (`npm run bench`): node:dgram, wsk-dgram (plain batch, GSO, each from an array
+ * of buffers and from one packed buffer; the WSK layer) and a C reference sender (sendto,
+ * sendmmsg, UDP_SEGMENT) send to one counting receiver over loopback, in one process run, for
+ * several payload sizes; and node:dgram, wsk-dgram (trySendToMany) and C (sendmmsg with a
+ * msg_name per message) fan the same payloads out to FANOUT_PEERS ports of that receiver.
  *
  * - Rates are datagrams SENT per second of send time. Loss (sent minus what the receiver
  *   counted) is shown beside the rate and never subtracted from it: on loopback the receiver's
@@ -23,6 +25,8 @@ import { buildCProgram, Counter, readCpuTimes } from './c-tools';
 import {
   CONTENDER_IDS,
   CONTENDER_NAMES,
+  FANOUT_IDS,
+  FANOUT_PEERS,
   gsoInEffect,
   openContenders,
   STAMP_BYTES,
@@ -35,6 +39,9 @@ const DEFAULT_SIZES = [64, 512, 1200, 1472];
 const DEFAULT_COUNT = 200_000;
 const DEFAULT_REPS = 5;
 const DEFAULT_BATCH = 1024;
+const DEFAULT_FANOUT_PAYLOADS = 1;
+/** A fan-out call of the C sender holds every destination's share: at most 1024 messages. */
+const MAX_FANOUT_PAYLOADS = Math.floor(1024 / FANOUT_PEERS);
 const RECEIVE_BUFFER = 256 * 1024 * 1024; // asked for; Linux grants twice this
 /** Untimed warm-up per in-process contender and size, so that the timed runs meet warm JIT code. */
 const WARMUP_ROUNDS = 16;
@@ -53,6 +60,9 @@ function usage(status: number): never {
       '  --family 4|6     loopback 127.0.0.1 (default) or ::1\n' +
       `  --batch N        datagrams per call for wsk-dgram, the WSK layer and C sendmmsg, and per\n` +
       `                   round (one awaited callback) for node:dgram; 1..1024 (default ${DEFAULT_BATCH})\n` +
+      '  --fanout-payloads N\n' +
+      `                   datagrams to each of the ${FANOUT_PEERS} fan-out peers per call (per round for\n` +
+      `                   node:dgram); 1..${MAX_FANOUT_PAYLOADS} (default ${DEFAULT_FANOUT_PAYLOADS})\n` +
       '  --json FILE      also write every raw run, the medians and the targets to FILE\n' +
       '  --help           this text\n',
   );
@@ -79,6 +89,7 @@ interface Options {
   contenders: ContenderId[];
   family: 4 | 6;
   batch: number;
+  fanoutPayloads: number;
   json: string | undefined;
 }
 
@@ -93,6 +104,7 @@ function parseOptions(): Options {
         contenders: { type: 'string', default: CONTENDER_IDS.join(',') },
         family: { type: 'string', default: '4' },
         batch: { type: 'string', default: String(DEFAULT_BATCH) },
+        'fanout-payloads': { type: 'string', default: String(DEFAULT_FANOUT_PAYLOADS) },
         json: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -118,6 +130,7 @@ function parseOptions(): Options {
     contenders: contenders as ContenderId[],
     family,
     batch: integerOption(values.batch, 'batch', 1, 1024),
+    fanoutPayloads: integerOption(values['fanout-payloads'], 'fanout-payloads', 1, MAX_FANOUT_PAYLOADS),
     json: values.json,
   };
 }
@@ -133,8 +146,14 @@ async function main(): Promise<void> {
   const host = options.family === 6 ? '::1' : '127.0.0.1';
 
   const refSender = buildCProgram('ref_sender');
-  const counter = await Counter.start(buildCProgram('counter'), options.family, RECEIVE_BUFFER);
-  const target = { family: options.family, host, port: counter.port, batch: options.batch, refSender };
+  // The receiver opens the fan-out peers' ports only when a fan-out contender runs.
+  const fanout = options.contenders.some((id) => FANOUT_IDS.includes(id));
+  const counter = await Counter.start(buildCProgram('counter'), options.family, RECEIVE_BUFFER,
+    fanout ? FANOUT_PEERS : 1);
+  const target = {
+    family: options.family, host, port: counter.port, batch: options.batch,
+    fanoutPorts: counter.ports, fanoutPayloads: options.fanoutPayloads, refSender,
+  };
   const contenders = await openContenders(options.contenders, target);
 
   const runs: RunRecord[] = [];
@@ -145,7 +164,8 @@ async function main(): Promise<void> {
       for (const contender of contenders) contender.prepare(size);
       for (const contender of contenders.filter((c) => c.inProcess)) {
         // Untimed warm-up; its datagrams are counted under their own run id and discarded.
-        await contender.run(++runId, Math.min(options.count, WARMUP_ROUNDS * options.batch));
+        await contender.run(++runId, Math.min(options.count, WARMUP_ROUNDS * Math.max(options.batch,
+          options.fanoutPayloads * FANOUT_PEERS)));
         await counter.report(runId);
       }
       for (let rep = 0; rep < options.reps; rep++) {
@@ -180,6 +200,8 @@ async function main(): Promise<void> {
     count: options.count,
     reps: options.reps,
     batch: options.batch,
+    fanoutPeers: fanout ? FANOUT_PEERS : 0,
+    fanoutPayloads: options.fanoutPayloads,
     sizes: options.sizes,
     contenders: contenders.map((c) => c.id),
     receiveBuffer: counter.receiveBuffer,
@@ -194,7 +216,11 @@ async function main(): Promise<void> {
   out.push(`wsk-dgram bench: ${options.count.toLocaleString('en-US')} datagrams per run, ${options.reps} interleaved ` +
     `repetitions (order rotates), median rates; ${options.batch} datagrams per call; loopback ${host}`);
   out.push(`Node ${process.version}, Linux ${os.release()}, ${meta.cpus} CPUs; native backend ${meta.nativeBackend}` +
-    (gso === null ? '' : `, GSO ${gso ? 'in effect' : 'NOT in effect (the GSO row is plain sendmmsg)'}`));
+    (gso === null ? '' : `, GSO ${gso ? 'in effect' : 'NOT in effect (the GSO rows are plain sendmmsg)'}`));
+  if (fanout) {
+    out.push(`fan-out rows: ${options.fanoutPayloads} datagram(s) to each of ${FANOUT_PEERS} ports of the receiver per call ` +
+      `(${options.fanoutPayloads * FANOUT_PEERS} per call or node:dgram round), no GSO`);
+  }
   out.push(`1-minute load average before the bench: ${loadBefore.toFixed(2)} ` +
     '(well above 0 means other work shares the CPUs and skews the rates)');
   out.push('datagrams/s = datagrams SENT per second of send time (loss is not subtracted); Gbit/s = UDP payload bits');

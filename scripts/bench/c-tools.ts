@@ -57,6 +57,13 @@ export interface CountReport {
   cpu: number;
 }
 
+/** The receiver's first line: its ports and the receive buffer the kernel granted. */
+interface CounterHello {
+  port: number;
+  ports: number[];
+  rcvbuf: number;
+}
+
 /** Machine-wide CPU time from /proc/stat, in microseconds summed over all CPUs. */
 export interface CpuTimes {
   /**
@@ -93,9 +100,15 @@ export function readCpuTimes(): CpuTimes | null {
   return { busy: (user + nice + system + irq + softirq) * us, steal: steal * us };
 }
 
-/** The counting receiver: a child process bound to the loopback address of `family`. */
+/**
+ * The counting receiver: a child process with one or more sockets on the loopback address of
+ * `family`, counting what arrives on all of them.
+ */
 export class Counter {
+  /** The first socket's port: where single-destination senders send. */
   readonly port: number;
+  /** Every socket's port, the first included: a fan-out's destinations. */
+  readonly ports: readonly number[];
   readonly receiveBuffer: number;
   /** Running totals of the last report: datagrams that arrived after their run's report, or
    * without a run id. Both should stay 0. */
@@ -109,16 +122,19 @@ export class Counter {
   readonly #exited: Promise<never>;
 
   private constructor(child: ChildProcessWithoutNullStreams, lines: AsyncIterator<string>,
-    exited: Promise<never>, hello: { port: number; rcvbuf: number }) {
+    exited: Promise<never>, hello: CounterHello) {
     this.#child = child;
     this.#lines = lines;
     this.#exited = exited;
     this.port = hello.port;
+    this.ports = hello.ports;
     this.receiveBuffer = hello.rcvbuf;
   }
 
-  static async start(binary: string, family: 4 | 6, receiveBuffer: number): Promise<Counter> {
-    const child = spawn(binary, [String(family), String(receiveBuffer)], { stdio: ['pipe', 'pipe', 'pipe'] });
+  /** Starts the receiver with `sockets` sockets, each asking for `receiveBuffer` bytes. */
+  static async start(binary: string, family: 4 | 6, receiveBuffer: number, sockets = 1): Promise<Counter> {
+    const child = spawn(binary, [String(family), String(receiveBuffer), String(sockets)],
+      { stdio: ['pipe', 'pipe', 'pipe'] });
     child.stderr.on('data', (chunk: Buffer) => process.stderr.write(chunk));
     const lines = readline.createInterface({ input: child.stdout })[Symbol.asyncIterator]();
     const exited = new Promise<never>((_, reject) => {
@@ -128,7 +144,11 @@ export class Counter {
     exited.catch(() => undefined); // only observed while waiting for a line
     const first = await Promise.race([lines.next(), exited]);
     if (first.done) throw new Error('the counting receiver printed nothing');
-    return new Counter(child, lines, exited, JSON.parse(first.value) as { port: number; rcvbuf: number });
+    const hello = JSON.parse(first.value) as CounterHello;
+    if (hello.ports.length !== sockets || new Set(hello.ports).size !== sockets) {
+      throw new Error(`the counting receiver opened ports ${hello.ports.join(',')}, not ${sockets} distinct ones`);
+    }
+    return new Counter(child, lines, exited, hello);
   }
 
   /** Waits until the socket is quiet, then returns what arrived for `run`. */
@@ -154,7 +174,7 @@ export class Counter {
 }
 
 /** The C reference sender's modes (scripts/c/ref_sender.c). */
-export type RefMode = 'sendto' | 'sendmmsg' | 'gso';
+export type RefMode = 'sendto' | 'sendmmsg' | 'gso' | 'fanout';
 
 /** What ref_sender prints: its own send-loop time and getrusage deltas (microseconds). */
 export interface RefResult {
@@ -169,10 +189,14 @@ export interface RefResult {
   segments: number;
 }
 
-/** Runs the C reference sender once and returns its report. */
-export function runRefSender(binary: string, mode: RefMode, host: string, port: number, size: number,
-  count: number, batch: number, run: number): Promise<RefResult> {
-  const args = [mode, host, String(port), String(size), String(count), String(batch), String(run)];
+/**
+ * Runs the C reference sender once and returns its report. `ports` is one port, or for fanout
+ * every destination's; `batch` is datagrams per call, or for fanout datagrams per destination
+ * per call.
+ */
+export function runRefSender(binary: string, mode: RefMode, host: string, ports: readonly number[],
+  size: number, count: number, batch: number, run: number): Promise<RefResult> {
+  const args = [mode, host, ports.join(','), String(size), String(count), String(batch), String(run)];
   return new Promise((resolve, reject) => {
     execFile(binary, args, { encoding: 'utf8', timeout: 600_000 }, (error, stdout, stderr) => {
       if (error) {

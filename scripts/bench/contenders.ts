@@ -8,6 +8,10 @@
  * is how the receiver attributes it to one run. The in-process contenders stamp their buffers
  * before the clock starts and send the same buffers round after round, as an application
  * sending from a ring of prepared buffers would.
+ *
+ * The fan-out contenders send the same payloads to FANOUT_PEERS destinations (the receiver's
+ * ports), `fanoutPayloads` datagrams to each per call or round: datagram `d * fanoutPayloads + i`
+ * of a round is payload i to destination d, every destination's copy read from the same memory.
  */
 import * as dgram from 'node:dgram';
 import { performance } from 'node:perf_hooks';
@@ -29,7 +33,8 @@ import { runRefSender, type RefMode } from './c-tools';
 
 /** Contender ids, in the order of the table (and of each repetition, rotated). */
 export const CONTENDER_IDS = [
-  'dgram', 'dgram-connected', 'plain', 'gso', 'wsk', 'c-sendto', 'c-sendmmsg', 'c-gso',
+  'dgram', 'dgram-connected', 'plain', 'packed-plain', 'gso', 'packed-gso', 'wsk',
+  'c-sendto', 'c-sendmmsg', 'c-gso', 'dgram-fanout', 'fanout', 'c-fanout',
 ] as const;
 export type ContenderId = (typeof CONTENDER_IDS)[number];
 
@@ -37,12 +42,22 @@ export const CONTENDER_NAMES: Record<ContenderId, string> = {
   dgram: 'node:dgram',
   'dgram-connected': 'node:dgram connected',
   plain: 'wsk-dgram plain batch',
+  'packed-plain': 'wsk-dgram packed plain',
   gso: 'wsk-dgram GSO',
+  'packed-gso': 'wsk-dgram packed GSO',
   wsk: 'WSK layer (MDL chains)',
   'c-sendto': 'C sendto',
   'c-sendmmsg': 'C sendmmsg',
   'c-gso': 'C UDP_SEGMENT',
+  'dgram-fanout': 'node:dgram fan-out 64',
+  fanout: 'wsk-dgram fan-out 64',
+  'c-fanout': 'C sendmmsg fan-out 64',
 };
+
+/** Destinations of the fan-out contenders (the receiver opens this many ports for them). */
+export const FANOUT_PEERS = 64;
+/** The fan-out contenders. */
+export const FANOUT_IDS: readonly ContenderId[] = ['dgram-fanout', 'fanout', 'c-fanout'];
 
 /** Bytes at the start of every datagram: run id and index. Payloads are at least this long. */
 export const STAMP_BYTES = 8;
@@ -54,6 +69,13 @@ export interface Target {
   readonly port: number;
   /** Datagrams per call (wsk-dgram, WSK layer, C sendmmsg) or per round (node:dgram). */
   readonly batch: number;
+  /**
+   * The fan-out destinations' ports (FANOUT_PEERS of them when a fan-out contender runs).
+   * Only the fan-out contenders read it, and they refuse to open without it.
+   */
+  readonly fanoutPorts?: readonly number[];
+  /** Datagrams to each fan-out destination per call or round (default 1). */
+  readonly fanoutPayloads?: number;
   readonly refSender: string;
 }
 
@@ -82,11 +104,37 @@ export interface Contender {
   close(): Promise<void>;
 }
 
-/** `count` views of `size` bytes, back to back in one ArrayBuffer, with a fixed pattern. */
-export function makePool(size: number, count: number): Buffer[] {
+/** `count` datagrams of `size` bytes back to back in `memory`, with a fixed pattern; `views`
+ * are the datagrams one by one (views of `memory`). */
+export function makePacked(size: number, count: number): { memory: Buffer; views: Buffer[] } {
   const memory = Buffer.alloc(size * count);
   for (let i = 0; i < memory.length; i++) memory[i] = (i * 7 + 3) & 0xff;
-  return Array.from({ length: count }, (_, i) => memory.subarray(i * size, (i + 1) * size));
+  return { memory, views: Array.from({ length: count }, (_, i) => memory.subarray(i * size, (i + 1) * size)) };
+}
+
+/** `count` views of `size` bytes, back to back in one ArrayBuffer, with a fixed pattern. */
+export function makePool(size: number, count: number): Buffer[] {
+  return makePacked(size, count).views;
+}
+
+/** A packed batch of equal-size datagrams, in either of its two forms. */
+type PackedWindow =
+  | { readonly buffer: Uint8Array; readonly lengths: Uint32Array }
+  | { readonly buffer: Uint8Array; readonly segmentSize: number };
+
+/** What a wsk-dgram batch call returns, as far as the contenders read it. */
+interface BatchResult {
+  datagrams: number;
+  bytes: number;
+  failures: readonly { index: number; code: string; address?: string; port?: number }[];
+}
+
+/** Throws when the kernel refused any datagram (on loopback none should be). */
+function checkNoFailures(who: string, result: BatchResult): void {
+  if (result.failures.length === 0) return;
+  const first = result.failures[0]!;
+  throw new Error(`${who}: ${result.failures.length} datagrams refused, the first (index ${first.index}) ` +
+    `with ${first.code} for ${first.address ?? 'the connected remote'}:${first.port ?? ''}`);
 }
 
 export function stamp(pool: readonly Buffer[], run: number): void {
@@ -242,6 +290,7 @@ class WskBatch implements Contender {
       while (sent < count) {
         const datagrams = count - sent >= full.length ? full : full.slice(0, count - sent);
         const now = socket.trySendBatch(datagrams, port, host, options);
+        checkNoFailures(this.name, now);
         bytes += now.bytes;
         if (now.datagrams < datagrams.length) {
           const rest = await socket.sendBatch(datagrams.slice(now.datagrams), port, host, options);
@@ -256,6 +305,229 @@ class WskBatch implements Contender {
   close(): Promise<void> {
     this.socket.close();
     return Promise.resolve();
+  }
+}
+
+/**
+ * wsk-dgram with a packed batch: the `batch` datagrams of a call back to back in one
+ * Uint8Array, as QUIC stacks hold them. Plain sends `{ buffer, lengths }` with
+ * `{ gso: false }`; GSO sends `{ buffer, segmentSize }` on a socket with GSO on (its default).
+ * What the kernel does not take at once goes through sendBatch and is awaited, inside the clock,
+ * as for the array form.
+ */
+class WskPacked implements Contender {
+  readonly inProcess = true;
+  readonly id: ContenderId;
+  readonly name: string;
+  readonly socket: UdpSocket;
+  readonly #target: Target;
+  readonly #gso: boolean;
+  readonly #options: { gso: boolean } | undefined;
+  #memory: Buffer = Buffer.alloc(0);
+  #views: Buffer[] = [];
+  #lengths = new Uint32Array(0);
+  #size = 0;
+
+  constructor(target: Target, gso: boolean) {
+    this.id = gso ? 'packed-gso' : 'packed-plain';
+    this.name = CONTENDER_NAMES[this.id];
+    this.#target = target;
+    this.#gso = gso;
+    this.#options = gso ? undefined : { gso: false };
+    this.socket = createSocket({ type: target.family === 6 ? 'udp6' : 'udp4' });
+  }
+
+  prepare(size: number): void {
+    ({ memory: this.#memory, views: this.#views } = makePacked(size, this.#target.batch));
+    this.#lengths = new Uint32Array(this.#target.batch).fill(size);
+    this.#size = size;
+  }
+
+  /** Datagrams [from, to) of the buffer as a packed batch. */
+  #window(from: number, to: number): PackedWindow {
+    const buffer = this.#memory.subarray(from * this.#size, to * this.#size);
+    return this.#gso
+      ? { buffer, segmentSize: this.#size }
+      : { buffer, lengths: this.#lengths.subarray(from, to) };
+  }
+
+  run(run: number, count: number): Promise<SendMeasure> {
+    stamp(this.#views, run);
+    const { port, host } = this.#target;
+    const options = this.#options;
+    const socket = this.socket;
+    const batch = this.#target.batch;
+    const full = this.#window(0, batch);
+    const last = this.#window(0, count % batch === 0 ? batch : count % batch);
+    return measured(async () => {
+      let sent = 0;
+      let bytes = 0;
+      while (sent < count) {
+        const n = Math.min(batch, count - sent);
+        const now = socket.trySendBatch(n === batch ? full : last, port, host, options);
+        checkNoFailures(this.name, now);
+        bytes += now.bytes;
+        const next = now.datagrams + now.failures.length;
+        if (next < n) {
+          const rest = await socket.sendBatch(this.#window(next, n), port, host, options);
+          bytes += rest.bytes;
+        }
+        sent += n;
+      }
+      return { sent, bytes };
+    }, statsOf(socket));
+  }
+
+  close(): Promise<void> {
+    this.socket.close();
+    return Promise.resolve();
+  }
+}
+
+/**
+ * wsk-dgram's fan-out: one trySendToMany per round, the round's `fanoutPayloads` datagrams to
+ * every destination. GSO is off on the socket, as in the C fan-out (one message per datagram).
+ * A round the kernel takes only in part is finished destination by destination: what is left
+ * of the current destination's share through trySendBatch (awaited through sendBatch when the
+ * socket takes nothing), then the remaining destinations by trySendToMany again.
+ */
+class WskFanOut implements Contender {
+  readonly inProcess = true;
+  readonly id: ContenderId = 'fanout';
+  readonly name = CONTENDER_NAMES.fanout;
+  readonly socket: UdpSocket;
+  readonly #payloads: number;
+  readonly #destinations: readonly { port: number; address: string }[];
+  #pool: Buffer[] = [];
+
+  constructor(target: Target) {
+    const fanOut = fanOutOf(target);
+    this.#payloads = fanOut.payloads;
+    this.#destinations = fanOut.ports.map((port) => ({ port, address: target.host }));
+    this.socket = createSocket({ type: target.family === 6 ? 'udp6' : 'udp4', gso: false });
+  }
+
+  prepare(size: number): void {
+    this.#pool = makePool(size, this.#payloads);
+  }
+
+  run(run: number, count: number): Promise<SendMeasure> {
+    stamp(this.#pool, run);
+    const round = this.#payloads * this.#destinations.length;
+    return measured(async () => {
+      let sent = 0;
+      let bytes = 0;
+      while (sent < count) {
+        const n = Math.min(round, count - sent);
+        bytes += await this.#round(n);
+        sent += n;
+      }
+      return { sent, bytes };
+    }, statsOf(this.socket));
+  }
+
+  /** Sends the first `n` datagrams of a round; returns their bytes. */
+  async #round(n: number): Promise<number> {
+    const socket = this.socket;
+    const payloads = this.#payloads;
+    const pool = this.#pool;
+    const destinations = this.#destinations;
+    let next = 0;
+    let bytes = 0;
+    while (next < n) {
+      const d = Math.floor(next / payloads);
+      const i = next % payloads;
+      const peers = Math.floor((n - next) / payloads);
+      if (i === 0 && peers > 0) {
+        const to = peers === destinations.length ? destinations : destinations.slice(d, d + peers);
+        const now = socket.trySendToMany(pool, to);
+        checkNoFailures(this.name, now);
+        bytes += now.bytes;
+        next += now.datagrams + now.failures.length;
+        if (now.datagrams + now.failures.length > 0) continue;
+      }
+      // Mid-destination (or the socket took nothing): finish this destination's share.
+      const end = Math.min(payloads, i + (n - next));
+      const { port, address } = destinations[d]!;
+      const share = i === 0 && end === payloads ? pool : pool.slice(i, end);
+      const now = socket.trySendBatch(share, port, address);
+      checkNoFailures(this.name, now);
+      bytes += now.bytes;
+      const taken = now.datagrams + now.failures.length;
+      if (taken < share.length) {
+        const rest = await socket.sendBatch(share.slice(taken), port, address);
+        bytes += rest.bytes;
+      }
+      next += share.length;
+    }
+    return bytes;
+  }
+
+  close(): Promise<void> {
+    this.socket.close();
+    return Promise.resolve();
+  }
+}
+
+/**
+ * node:dgram's fan-out: each round sends every payload to every destination with socket.send
+ * (unconnected, as a server talking to many peers must), a callback on the round's last datagram,
+ * the round awaited.
+ */
+class NodeDgramFanOut implements Contender {
+  readonly inProcess = true;
+  readonly id: ContenderId = 'dgram-fanout';
+  readonly name = CONTENDER_NAMES['dgram-fanout'];
+  readonly #socket: dgram.Socket;
+  readonly #host: string;
+  readonly #fanOut: FanOut;
+  #pool: Buffer[] = [];
+  #error: Error | null = null;
+
+  constructor(target: Target) {
+    this.#host = target.host;
+    this.#fanOut = fanOutOf(target);
+    this.#socket = dgram.createSocket(target.family === 6 ? 'udp6' : 'udp4');
+    this.#socket.on('error', (error) => {
+      this.#error ??= error;
+    });
+  }
+
+  prepare(size: number): void {
+    this.#pool = makePool(size, this.#fanOut.payloads);
+  }
+
+  run(run: number, count: number): Promise<SendMeasure> {
+    stamp(this.#pool, run);
+    const size = this.#pool[0]!.length;
+    const round = this.#pool.length * this.#fanOut.ports.length;
+    return measured(async () => {
+      let sent = 0;
+      while (sent < count) {
+        const n = Math.min(round, count - sent);
+        await this.#round(n);
+        if (this.#error) throw this.#error;
+        sent += n;
+      }
+      return { sent, bytes: sent * size };
+    });
+  }
+
+  /** Sends the first `n` datagrams of a round: destination by destination, every payload. */
+  #round(n: number): Promise<void> {
+    const socket = this.#socket;
+    const pool = this.#pool;
+    const { ports } = this.#fanOut;
+    const host = this.#host;
+    return new Promise((resolve, reject) => {
+      const done = (error: Error | null): void => (error ? reject(error) : resolve());
+      for (let m = 0; m < n - 1; m++) socket.send(pool[m % pool.length]!, ports[Math.floor(m / pool.length)]!, host);
+      socket.send(pool[(n - 1) % pool.length]!, ports[Math.floor((n - 1) / pool.length)]!, host, done);
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.#socket.close(() => resolve()));
   }
 }
 
@@ -354,7 +626,7 @@ class CReference implements Contender {
   constructor(readonly id: ContenderId, target: Target) {
     this.name = CONTENDER_NAMES[id];
     this.#target = target;
-    this.#mode = id === 'c-sendto' ? 'sendto' : id === 'c-sendmmsg' ? 'sendmmsg' : 'gso';
+    this.#mode = id === 'c-sendto' ? 'sendto' : id === 'c-sendmmsg' ? 'sendmmsg' : id === 'c-fanout' ? 'fanout' : 'gso';
   }
 
   prepare(size: number): void {
@@ -363,7 +635,13 @@ class CReference implements Contender {
 
   async run(run: number, count: number): Promise<SendMeasure> {
     const { refSender, host, port, batch } = this.#target;
-    const result = await runRefSender(refSender, this.#mode, host, port, this.#size, count, batch, run);
+    let result;
+    if (this.#mode === 'fanout') {
+      const fanOut = fanOutOf(this.#target);
+      result = await runRefSender(refSender, 'fanout', host, fanOut.ports, this.#size, count, fanOut.payloads, run);
+    } else {
+      result = await runRefSender(refSender, this.#mode, host, [port], this.#size, count, batch, run);
+    }
     this.segments = result.segments;
     return {
       sent: result.datagrams,
@@ -381,6 +659,18 @@ class CReference implements Contender {
   }
 }
 
+/** The fan-out part of a target, checked: a fan-out contender cannot run without its ports. */
+interface FanOut {
+  readonly ports: readonly number[];
+  readonly payloads: number;
+}
+
+function fanOutOf(target: Target): FanOut {
+  const ports = target.fanoutPorts ?? [];
+  if (ports.length === 0) throw new Error('a fan-out contender needs the fan-out ports (Target.fanoutPorts)');
+  return { ports, payloads: target.fanoutPayloads ?? 1 };
+}
+
 /** Opens the contenders named by `ids`, in table order. */
 export async function openContenders(ids: readonly ContenderId[], target: Target): Promise<Contender[]> {
   const contenders: Contender[] = [];
@@ -395,6 +685,16 @@ export async function openContenders(ids: readonly ContenderId[], target: Target
       case 'gso':
         contenders.push(new WskBatch(target, id === 'gso'));
         break;
+      case 'packed-plain':
+      case 'packed-gso':
+        contenders.push(new WskPacked(target, id === 'packed-gso'));
+        break;
+      case 'fanout':
+        contenders.push(new WskFanOut(target));
+        break;
+      case 'dgram-fanout':
+        contenders.push(new NodeDgramFanOut(target));
+        break;
       case 'wsk':
         contenders.push(new WskLayer(target));
         break;
@@ -405,8 +705,13 @@ export async function openContenders(ids: readonly ContenderId[], target: Target
   return contenders;
 }
 
-/** Whether GSO is in effect on the GSO contender's socket (false when the kernel refused it). */
+/**
+ * Whether GSO is in effect on the GSO contenders' sockets (false when the kernel refused it);
+ * null when neither runs.
+ */
 export function gsoInEffect(contenders: readonly Contender[]): boolean | null {
-  const gso = contenders.find((c) => c.id === 'gso');
-  return gso instanceof WskBatch ? gso.socket.gso : null;
+  const sockets = contenders
+    .filter((c): c is WskBatch | WskPacked => (c instanceof WskBatch || c instanceof WskPacked) && c.id.endsWith('gso'))
+    .map((c) => c.socket.gso);
+  return sockets.length === 0 ? null : sockets.every(Boolean);
 }
