@@ -287,6 +287,7 @@ async function measureRun(contender: Contender, run: number, size: number, rep: 
     ...sent,
     received: counted.datagrams,
     receivedBytes: counted.bytes,
+    receivingPorts: counted.sockets,
     drops: counted.drops,
     lost: sent.sent - counted.datagrams,
     datagramsPerSecond: sent.sent / sent.seconds,

@@ -48,6 +48,8 @@ export interface CountReport {
   run: number;
   datagrams: number;
   bytes: number;
+  /** How many of the receiver's sockets got datagrams of the run (a fan-out reaches them all). */
+  sockets: number;
   /** Datagrams the kernel dropped for lack of receive buffer since the previous report. */
   drops: number;
   /** Running totals: datagrams of runs already reported, and datagrams without a run id. */

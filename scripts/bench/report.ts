@@ -22,6 +22,8 @@ export interface RunRecord {
   messages: number | null;
   received: number;
   receivedBytes: number;
+  /** How many of the receiver's ports got datagrams of the run: 1, or for a fan-out its peers. */
+  receivingPorts: number;
   /** Kernel receive-buffer drops during the run (SO_RXQ_OVFL at the receiver). */
   drops: number;
   lost: number;

@@ -17,10 +17,13 @@
  *
  * On stdin it takes one command per line:
  *   R <run-id>   drain until the socket has been quiet for QUIET_MS, then print
- *                {"run":id,"datagrams":n,"bytes":b,"drops":d,"late":l,"foreign":f,"cpu":us}
- *                where drops is what the kernel dropped for lack of receive buffer since the
- *                previous report (SO_RXQ_OVFL, summed over the sockets), late the datagrams of runs already reported
- *                (they arrived after their report: counted nowhere else), foreign the
+ *                {"run":id,"datagrams":n,"bytes":b,"sockets":k,"drops":d,"late":l,"foreign":f,
+ *                 "cpu":us}
+ *                where sockets is how many of the sockets received datagrams of the run (a
+ *                fan-out reaches them all, any other sender the first only),
+ *                drops what the kernel dropped for lack of receive buffer since the previous
+ *                report (SO_RXQ_OVFL, summed over the sockets), late the datagrams of runs
+ *                already reported (they arrived after their report: counted nowhere else), foreign the
  *                datagrams without a known run id, and cpu this process's user + system CPU
  *                time so far in microseconds (getrusage), so that the bench can tell its own
  *                load from other work on the machine.
@@ -55,6 +58,7 @@ struct run {
   int reported;
   unsigned long long datagrams;
   unsigned long long bytes;
+  uint64_t sockets[MAX_SOCKETS / 64]; /* bit s: socket s received datagrams of this run */
 };
 
 static struct run runs[RUN_SLOTS];
@@ -123,6 +127,7 @@ static long drain(int fd, int which) {
       }
       run->datagrams++;
       run->bytes += length;
+      run->sockets[which / 64] |= 1ULL << (which % 64);
     }
     total += n;
     if (n < BATCH) return total;
@@ -148,14 +153,16 @@ static void report(const struct pollfd *sockets, int count, uint32_t id) {
   long long cpu = (long long)(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000000LL +
                   usage.ru_utime.tv_usec + usage.ru_stime.tv_usec;
   /* Each counter is a u32 that wraps: the difference in u32 is right across a wrap. */
+  int reached = 0;
+  for (int w = 0; w < MAX_SOCKETS / 64; w++) reached += __builtin_popcountll(run->sockets[w]);
   unsigned long long drops = 0;
   for (int s = 0; s < count; s++) {
     drops += (uint32_t)(kernel_drops[s] - kernel_drops_reported[s]);
     kernel_drops_reported[s] = kernel_drops[s];
   }
-  printf("{\"run\":%u,\"datagrams\":%llu,\"bytes\":%llu,\"drops\":%llu,\"late\":%llu,"
-         "\"foreign\":%llu,\"cpu\":%lld}\n",
-         id, run->datagrams, run->bytes, drops, late, foreign_datagrams, cpu);
+  printf("{\"run\":%u,\"datagrams\":%llu,\"bytes\":%llu,\"sockets\":%d,\"drops\":%llu,"
+         "\"late\":%llu,\"foreign\":%llu,\"cpu\":%lld}\n",
+         id, run->datagrams, run->bytes, reached, drops, late, foreign_datagrams, cpu);
   fflush(stdout);
 }
 

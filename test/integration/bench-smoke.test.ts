@@ -10,7 +10,12 @@ import * as path from 'node:path';
 
 const script = path.join(__dirname, '..', '..', 'dist', 'scripts', 'bench', 'bench.js');
 const COUNT = 3000;
-const CONTENDERS = ['dgram', 'dgram-connected', 'plain', 'gso', 'wsk', 'c-sendto', 'c-sendmmsg', 'c-gso'];
+const CONTENDERS = [
+  'dgram', 'dgram-connected', 'plain', 'packed-plain', 'gso', 'packed-gso', 'wsk',
+  'c-sendto', 'c-sendmmsg', 'c-gso', 'dgram-fanout', 'fanout', 'c-fanout',
+];
+const FANOUT = ['dgram-fanout', 'fanout', 'c-fanout'];
+const FANOUT_PEERS = 64;
 
 interface Run {
   contender: string;
@@ -18,6 +23,7 @@ interface Run {
   sent: number;
   bytes: number;
   received: number;
+  receivingPorts: number;
   lost: number;
   seconds: number;
   userUs: number;
@@ -26,7 +32,8 @@ interface Run {
 }
 
 interface Report {
-  meta: { count: number; family: number; sizes: number[]; contenders: string[]; gsoInEffect: boolean | null };
+  meta: { count: number; family: number; sizes: number[]; contenders: string[]; gsoInEffect: boolean | null;
+    fanoutPeers: number; fanoutPayloads: number };
   runs: Run[];
   summaries: { contender: string; size: number; datagramsPerSecond: number; vsDgram: number | null;
     matching: string | null; vsMatching: number | null; userUsPerDatagram: number; lossPercent: number }[];
@@ -65,7 +72,10 @@ test('IPv4: every contender sends every datagram and the report is complete', as
     expect(run.userUs).toBeGreaterThanOrEqual(0);
     expect(run.sysUs).toBeGreaterThanOrEqual(0);
     expect(Number.isFinite(run.datagramsPerSecond) && run.datagramsPerSecond > 0).toBe(true);
+    // A fan-out reaches every peer port of the receiver; every other sender only the first.
+    expect([run.contender, run.receivingPorts]).toEqual([run.contender, FANOUT.includes(run.contender) ? FANOUT_PEERS : 1]);
   }
+  expect(report.meta).toMatchObject({ fanoutPeers: FANOUT_PEERS, fanoutPayloads: 1 });
 
   expect(report.summaries).toHaveLength(CONTENDERS.length);
   for (const summary of report.summaries) {
@@ -73,13 +83,16 @@ test('IPv4: every contender sends every datagram and the report is complete', as
     if (summary.matching !== null) expect(Number.isFinite(summary.vsMatching) && summary.vsMatching! > 0).toBe(true);
   }
 
-  // Every target of issue 5 is evaluated at 1200 B, with a finite measure and a verdict.
+  // Every target of issues 5 and 10 is evaluated at 1200 B, with a finite measure and a verdict.
   expect(report.targets.map((t) => t.target).sort()).toEqual([
-    'GSO vs C UDP_SEGMENT',
     'GSO vs node:dgram',
     'WSK layer vs plain batch',
+    'fan-out 64 vs C fan-out',
+    'fan-out 64 vs node:dgram fan-out',
+    'packed GSO user CPU per datagram',
+    'packed GSO vs C UDP_SEGMENT',
+    'packed plain vs C sendmmsg',
     'plain batch user CPU per datagram',
-    'plain batch vs C sendmmsg',
     'plain batch vs node:dgram',
   ]);
   for (const t of report.targets) {
@@ -91,12 +104,14 @@ test('IPv4: every contender sends every datagram and the report is complete', as
 
   // The printed report has the table and the targets section.
   expect(stdout).toContain('1200 B payload');
-  for (const name of ['node:dgram', 'wsk-dgram plain batch', 'wsk-dgram GSO', 'WSK layer (MDL chains)',
-    'C sendto', 'C sendmmsg', 'C UDP_SEGMENT']) {
+  for (const name of ['node:dgram', 'wsk-dgram plain batch', 'wsk-dgram packed plain', 'wsk-dgram GSO',
+    'wsk-dgram packed GSO', 'WSK layer (MDL chains)', 'C sendto', 'C sendmmsg', 'C UDP_SEGMENT',
+    'node:dgram fan-out 64', 'wsk-dgram fan-out 64', 'C sendmmsg fan-out 64']) {
     expect(stdout).toContain(name);
   }
   expect(stdout).toMatch(/^targets /m);
-  expect(stdout).toMatch(/^ +1200 B {2}plain batch vs C sendmmsg >= 0\.95x +[\d.]+x {2}(PASS|MISS) /m);
+  expect(stdout).toMatch(/^ +1200 B {2}packed plain vs C sendmmsg >= 0\.97x +[\d.]+x {2}(PASS|MISS) /m);
+  expect(stdout).toMatch(/^ +1200 B {2}fan-out 64 vs node:dgram fan-out >= 1\.5x +[\d.]+x {2}(PASS|MISS) /m);
 }, 30000);
 
 test('IPv6: every contender sends to ::1 and the receiver counts there', async () => {
@@ -107,13 +122,33 @@ test('IPv6: every contender sends to ::1 and the receiver counts there', async (
   expect(report.runs).toHaveLength(CONTENDERS.length);
   for (const run of report.runs) {
     expect(run).toMatchObject({ size: 64, sent: 2000, bytes: 2000 * 64, received: 2000, lost: 0 });
+    expect([run.contender, run.receivingPorts]).toEqual([run.contender, FANOUT.includes(run.contender) ? FANOUT_PEERS : 1]);
   }
-  // 64 B is not 1200 B: the GSO-vs-dgram target is evaluated at 1200 B only.
-  expect(report.targets.map((t) => t.target)).not.toContain('GSO vs node:dgram');
+  // 64 B is not 1200 B, nor one of the packed-GSO-vs-C sizes: those targets are not evaluated.
+  const targets = report.targets.map((t) => t.target);
+  expect(targets).not.toContain('GSO vs node:dgram');
+  expect(targets).not.toContain('packed GSO vs C UDP_SEGMENT');
+  expect(targets).toContain('fan-out 64 vs C fan-out');
+}, 30000);
+
+test('fan-out with several payloads per peer, and a last round that ends inside a peer\'s share', async () => {
+  // 3 payloads to each of 64 peers: 192 per round; 1000 = 5 rounds and 40 datagrams, which end
+  // inside peer 13's share.
+  const file = path.join(directory, 'fanout.json');
+  await runBench(['--count', '1000', '--reps', '1', '--sizes', '512', '--fanout-payloads', '3',
+    '--contenders', FANOUT.join(','), '--json', file]);
+  const report = JSON.parse(fs.readFileSync(file, 'utf8')) as Report;
+  expect(report.meta).toMatchObject({ contenders: FANOUT, fanoutPeers: FANOUT_PEERS, fanoutPayloads: 3 });
+  expect(report.runs.map((r) => r.contender)).toEqual(expect.arrayContaining(FANOUT));
+  expect(report.runs).toHaveLength(FANOUT.length);
+  for (const run of report.runs) {
+    expect(run).toMatchObject({ size: 512, sent: 1000, bytes: 1000 * 512, received: 1000, lost: 0, receivingPorts: FANOUT_PEERS });
+  }
 }, 30000);
 
 test('bad options are refused with usage and exit code 2', () => {
-  for (const args of [['--sizes', '4'], ['--contenders', 'nope'], ['--family', '5'], ['--bogus']]) {
+  for (const args of [['--sizes', '4'], ['--contenders', 'nope'], ['--family', '5'], ['--bogus'],
+    ['--fanout-payloads', '0'], ['--fanout-payloads', '17']]) {
     expect(() => execFileSync(process.execPath, [script, ...args], { stdio: 'pipe', timeout: 10000 }))
       .toThrow(expect.objectContaining({ status: 2 }));
   }
