@@ -5,7 +5,7 @@
 
 import { batchOf, type Batch } from '../batch';
 import type { NativeControls } from '../binding';
-import { nativeControls } from '../socket';
+import { nativeControls } from '../controls';
 import type { BatchSender, Destination, RawSendResult, SendCompletion } from '../transport';
 import { buildBatch, type WSK_BUF_LIST } from './buf';
 import { parseControlInfo, translateControls, type CMSGHDR } from './cmsg';
