@@ -1,3 +1,5 @@
+import { types } from 'node:util';
+
 /**
  * Text for a caller's value in an error message. It never calls anything on the value: `String()`
  * runs a caller's `toString`/`Symbol.toPrimitive`, which can throw or answer differently each time.
@@ -23,8 +25,9 @@ export function describeValue(value: unknown): string {
 /** The message of a caught value; never throws, whatever was thrown. */
 export function describeError(error: unknown): string {
   try {
-    if (error instanceof Error) {
-      const message: unknown = error.message;
+    // isNativeError: also errors of another realm (a vm context, jest's sandbox, the addon's).
+    if (types.isNativeError(error) || error instanceof Error) {
+      const message: unknown = (error as Error).message;
       return typeof message === 'string' ? message : describeValue(message);
     }
   } catch {

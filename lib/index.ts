@@ -1,12 +1,18 @@
 /**
  * wsk-dgram: many UDP datagrams per system call.
- * - The idiomatic API: `createSocket`, `UdpSocket#sendBatch`, `UdpSocket#trySendBatch`.
+ * - The idiomatic API: `createSocket`, `UdpSocket#sendBatch` / `#sendTo` / `#sendToMany` and
+ *   their `try` forms.
  * - The WSK layer: `WskSendMessages` with WSK_BUF_LIST / MDL chains, NTSTATUS and IRPs.
  */
 export {
   createSocket,
   UdpSocket,
+  type BatchInput,
   type Datagram,
+  type Endpoint,
+  type Message,
+  type PackedBatch,
+  type SendFailure,
   type SendOptions,
   type SendResult,
   type SocketOptions,

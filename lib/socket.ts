@@ -7,13 +7,14 @@
  * ```
  */
 import { EventEmitter } from 'node:events';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import {
   buildAddressedBatch, buildBatch, buildFanOutBatch, DestinationCache, type Batch, type BatchInput,
   type Datagram,
 } from './batch';
 import { binding, type NativeControls, type NativeUdpSocket, type SocketStats } from './binding';
+import { checkPort, parseIpLiteral } from './address';
+import { nativeControls } from './controls';
 import { describeValue } from './describe';
 import { WskError } from './errors';
 import {
@@ -21,7 +22,6 @@ import {
 } from './receive';
 import { SendQueue } from './send-queue';
 import {
-  MAX_UDP_PAYLOAD,
   type BatchSender,
   type Destination,
   type PendingSend,
@@ -101,85 +101,6 @@ export interface SendOptions extends SendControls {
    * "Would block" is never a failure: the rest waits (sendBatch) or is returned unsent.
    */
   continueOnError?: boolean;
-}
-
-function checkInteger(value: unknown, name: string, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value)) {
-    throw new TypeError(`${name} must be an integer, got ${describeValue(value)}`);
-  }
-  if (value < min || value > max) throw new RangeError(`${name} must be from ${min} to ${max}, got ${value}`);
-  return value;
-}
-
-/**
- * Checks controls and puts them in the native form: the ECN codepoint goes into the low two
- * bits of the TOS byte. Undefined when there are none.
- */
-export function nativeControls(controls: SendControls, family: 4 | 6): NativeControls | undefined {
-  const result: NativeControls = {};
-  let any = false;
-  if (controls.sourceAddress !== undefined) {
-    result.sourceAddress = parseIpLiteral(controls.sourceAddress, family).address;
-    any = true;
-  }
-  if (controls.interfaceIndex !== undefined) {
-    result.interfaceIndex = checkInteger(controls.interfaceIndex, 'interfaceIndex', 0, 0xffffffff);
-    any = true;
-  }
-  if (controls.tos !== undefined || controls.ecn !== undefined) {
-    const tos = controls.tos === undefined ? 0 : checkInteger(controls.tos, 'tos', 0, 255);
-    const ecn = controls.ecn === undefined ? tos & 3 : checkInteger(controls.ecn, 'ecn', 0, 3);
-    result.tos = (tos & ~3) | ecn;
-    any = true;
-  }
-  if (controls.ttl !== undefined) {
-    result.ttl = checkInteger(controls.ttl, 'ttl', 1, 255);
-    any = true;
-  }
-  if (controls.segmentSize !== undefined) {
-    result.segmentSize = checkInteger(controls.segmentSize, 'segmentSize', 1, MAX_UDP_PAYLOAD[family]);
-    any = true;
-  }
-  return any ? result : undefined;
-}
-
-
-
-function checkPort(port: unknown, allowZero: boolean): number {
-  if (typeof port !== 'number' || !Number.isInteger(port) || port < (allowZero ? 0 : 1) ||
-    port > 65535) {
-    throw new RangeError(`port must be an integer from ${allowZero ? 0 : 1} to 65535, got ${describeValue(port)}`);
-  }
-  return port;
-}
-
-/**
- * Parses an IP literal for a socket of `family`. An IPv6 literal may carry a numeric zone
- * ("fe80::1%2"). Names are not resolved: wsk-dgram never does DNS on the send path.
- */
-export function parseIpLiteral(address: unknown, family: 4 | 6): { address: string; scopeId: number } {
-  if (typeof address !== 'string') {
-    throw new TypeError(`address must be a string IP literal, got ${typeof address}`);
-  }
-  let literal = address;
-  let scopeId = 0;
-  const zone = address.indexOf('%');
-  if (zone >= 0) {
-    const suffix = address.slice(zone + 1);
-    if (!/^\d{1,10}$/.test(suffix) || Number(suffix) > 0xffffffff) {
-      throw new TypeError(`address zone must be a numeric interface index: ${address}`);
-    }
-    literal = address.slice(0, zone);
-    scopeId = Number(suffix);
-  }
-  const found = net.isIP(literal);
-  if (found === 0 || (found === 4 && zone >= 0)) {
-    throw new TypeError(`address must be an IPv4 or IPv6 literal, got ${JSON.stringify(address)}`);
-  }
-  if (found !== family) {
-    throw new TypeError(`address ${address} is IPv${found} but the socket is udp${family}`);
-  }
-  return { address: literal, scopeId };
 }
 
 /**

@@ -1,9 +1,10 @@
 /**
- * WSK_BUF and WSK_BUF_LIST, and their translation into the flat batch description the native
- * send reads (`buffers` + `BatchLayout`, see lib/transport.ts).
+ * WSK_BUF and WSK_BUF_LIST, and their translation into the datagrams of one batch (the
+ * `Payload` of lib/batch.ts: byte ranges and per-datagram spans).
  */
 
 import { types } from 'node:util';
+import { byteLengthOf, type Payload } from '../batch';
 import { MAX_BATCH_DATAGRAMS, MAX_DATAGRAM_PIECES, MAX_UDP_PAYLOAD } from '../transport';
 import type { MDL } from './mdl';
 import { STATUS_INVALID_BUFFER_SIZE, STATUS_INVALID_PARAMETER, type NTSTATUS } from './ntstatus';
@@ -48,22 +49,9 @@ export function wskBufList(bufs: readonly WSK_BUF[]): WSK_BUF_LIST {
   return head as WSK_BUF_LIST;
 }
 
-
-
-/** A translated batch: what `BatchSender.sendLayout` takes. */
-export interface BuiltBatch {
+/** A translated WSK_BUF_LIST: the datagrams of a Batch (see `batchOf` in lib/batch.ts). */
+export interface BuiltBatch extends Payload {
   readonly ok: true;
-  /** The distinct Uint8Array views the datagrams read from (deduplicated by identity). */
-  readonly buffers: Uint8Array[];
-  /**
-   * The `BatchLayout` words: per datagram `n`, then `n` triples (bufferIndex, offset, length),
-   * offsets relative to the view `buffers[bufferIndex]` (not to its ArrayBuffer).
-   */
-  readonly layout: Uint32Array;
-  /** Number of datagrams (WSK_BUF_LIST entries). */
-  readonly datagramCount: number;
-  /** Sum of all datagrams' lengths. */
-  readonly bytes: number;
 }
 
 /** Why a WSK_BUF_LIST cannot be sent: the NTSTATUS to complete the IRP with, and a message. */
@@ -76,33 +64,6 @@ export interface BatchBuildFailure {
 /** Result of {@link buildBatch}. */
 export type BuildBatchResult = BuiltBatch | BatchBuildFailure;
 
-/** Growable Uint32Array: avoids a number[] of 4+ words per datagram on big batches. */
-class WordWriter {
-  private words = new Uint32Array(256);
-  private used = 0;
-
-  get length(): number {
-    return this.used;
-  }
-
-  push(word: number): void {
-    if (this.used === this.words.length) {
-      const bigger = new Uint32Array(this.words.length * 2);
-      bigger.set(this.words);
-      this.words = bigger;
-    }
-    this.words[this.used++] = word;
-  }
-
-  set(index: number, word: number): void {
-    this.words[index] = word;
-  }
-
-  finish(): Uint32Array {
-    return this.words.slice(0, this.used);
-  }
-}
-
 /** Property bag view of an object of unknown shape. */
 type Loose<K extends string> = { readonly [P in K]?: unknown };
 
@@ -111,9 +72,15 @@ function isObject(value: unknown): value is object {
 }
 
 const MAX_SAFE_INTEGER = 2 ** 53 - 1;
-/** Distinct MDLs one call reads, all chains together: twice the most datagrams one call takes. */
+/**
+ * MDLs one call reads, all walks together (a chain shared by several datagrams counts once per
+ * datagram): twice the most datagrams one call takes. Bounds a getter that makes a fresh MDL
+ * on every read.
+ */
 export const MAX_MDLS_PER_BATCH = 2 * MAX_BATCH_DATAGRAMS;
 const ULONG_MAX = 0xffffffff;
+/** Datagrams the first arrays have room for; they double as needed. */
+const INITIAL_DATAGRAMS = 64;
 
 /**
  * A non-negative safe integer. Operators only, no global lookups: those are slow per call
@@ -127,27 +94,49 @@ function fail(status: NTSTATUS, reason: string): BatchBuildFailure {
   return { ok: false, status, reason };
 }
 
+/** `words` with twice the room, its contents kept. */
+function grown(words: Uint32Array): Uint32Array {
+  const bigger = new Uint32Array(words.length * 2);
+  bigger.set(words);
+  return bigger;
+}
+
+// What a chain walk found wrong with a datagram that the rest of the walk may outrank: a chain
+// of the wrong shape is reported first, then these, in this order.
+const NO_PROBLEM = 0;
+const OFFSET_PAST_FIRST_MDL = 1;
+const DATAGRAM_TOO_BIG = 2;
+const TOO_MANY_PIECES = 3;
+
 /**
- * Translates a WSK_BUF_LIST into the flat batch the native send reads. Never throws, whatever
- * `list` holds (property getters that throw excepted); failures come back as
- * `{ ok: false, status, reason }`:
+ * Translates a WSK_BUF_LIST into the datagrams of a batch (`Payload`, lib/batch.ts): per
+ * datagram a span (first range, range count) into one flat list of ranges (buffer index,
+ * offset, length), offsets relative to the view `buffers[index]`, not to its ArrayBuffer.
+ * Never throws, whatever `list` holds (property getters that throw excepted); failures come
+ * back as `{ ok: false, status, reason }`:
  *
  * - STATUS_INVALID_PARAMETER: `list` null or not an object; a list entry, WSK_BUF or MDL of the
  *   wrong shape (MDL.Bytes not a Uint8Array); a cycle in the list or in an MDL chain (every
  *   MDL chain used is checked to its end, not only the part that is sent); Offset or Length
- *   not a non-negative safe integer, or Offset above 0xFFFFFFFF (ULONG, so every layout word
- *   fits 32 bits); Mdl null with
- *   Length > 0, or with Offset > 0; Offset past the end of the first MDL
- *   (`Offset <= Mdl.Bytes.byteLength` is required); Length running off the end of the chain;
- *   more than {@link MAX_BATCH_DATAGRAMS} datagrams, more than {@link MAX_DATAGRAM_PIECES} non-empty
- *   MDL pieces in one datagram, or more than {@link MAX_MDLS_PER_BATCH} MDLs in all; `family` not 4 or 6.
- * - STATUS_INVALID_BUFFER_SIZE: a datagram longer than `MAX_UDP_PAYLOAD[family]` (checked
- *   before the chain is walked for that datagram).
+ *   not a non-negative safe integer, or Offset above 0xFFFFFFFF (ULONG, so every range word
+ *   fits 32 bits); Mdl null with Length > 0, or with Offset > 0; Offset past the end of the
+ *   first MDL (`Offset <= Mdl.Bytes.byteLength` is required); Length running off the end of
+ *   the chain; more than {@link MAX_BATCH_DATAGRAMS} datagrams, more than
+ *   {@link MAX_DATAGRAM_PIECES} non-empty MDL pieces in one datagram, or more than
+ *   {@link MAX_MDLS_PER_BATCH} MDLs read in all; `family` not 4 or 6.
+ * - STATUS_INVALID_BUFFER_SIZE: a datagram longer than `MAX_UDP_PAYLOAD[family]`.
  *
- * Every list entry, WSK_BUF and MDL field is read once: getters that answer differently on a
- * second read change nothing. `undefined` is read as NULL for `Next` and `Mdl`. Each non-empty piece of an MDL that a
+ * Within a datagram, a chain of the wrong shape outranks the other faults, then Offset, then
+ * size, then the pieces and the end of the chain.
+ *
+ * Every list entry and WSK_BUF field is read once, and every MDL's `Bytes` and `Next` once per
+ * datagram whose chain holds it: each datagram's walk reads its chain to the end once and uses
+ * only what it read, so a getter that answers differently on a second read changes nothing in
+ * that datagram, and a chain shared by two datagrams is read (and checked) once for each.
+ * `undefined` is read as NULL for `Next` and `Mdl`. Each non-empty piece of an MDL that a
  * datagram touches is one range (pieces are never merged; empty ones are skipped); a
- * zero-length datagram has no ranges. Nothing is copied: ranges point into the MDLs' views.
+ * zero-length datagram has no ranges. `buffers` holds a view per range, except that ranges in
+ * a row from one view share its entry; nothing is copied: ranges point into the MDLs' views.
  */
 export function buildBatch(list: WSK_BUF_LIST | null, family: 4 | 6): BuildBatchResult {
   if (family !== 4 && family !== 6) {
@@ -157,13 +146,13 @@ export function buildBatch(list: WSK_BUF_LIST | null, family: 4 | 6): BuildBatch
   if (!isObject(list)) return fail(STATUS_INVALID_PARAMETER, 'BufferList is NULL or not a WSK_BUF_LIST');
 
   const buffers: Uint8Array[] = [];
-  const bufferIndex = new Map<Uint8Array, number>();
-  const words = new WordWriter();
-  // Each MDL read once, on first sight, into a snapshot; the walk uses only snapshots, so a
-  // getter that answers differently later cannot send it round a cycle (see checkChain).
-  const snapshots = new Map<object, MdlSnapshot>();
-  let datagramCount = 0;
-  let bytes = 0;
+  let lastView: Uint8Array | null = null;
+  let ranges: Uint32Array = new Uint32Array(INITIAL_DATAGRAMS * 3);
+  let rangeCount = 0;
+  let spans: Uint32Array = new Uint32Array(INITIAL_DATAGRAMS * 2);
+  let count = 0;
+  let totalBytes = 0;
+  let mdlsRead = 0;
 
   // Brent's cycle detection on the list: O(1) memory even for 2^20 entries.
   let mark: unknown = undefined;
@@ -171,7 +160,7 @@ export function buildBatch(list: WSK_BUF_LIST | null, family: 4 | 6): BuildBatch
   let window = 1;
 
   for (let node: unknown = list; node !== null && node !== undefined; ) {
-    const i = datagramCount;
+    const i = count;
     if (!isObject(node)) return fail(STATUS_INVALID_PARAMETER, `BufferList entry ${i} is not an object`);
     if (node === mark) return fail(STATUS_INVALID_PARAMETER, 'BufferList has a cycle');
     if (++steps === window) {
@@ -192,115 +181,109 @@ export function buildBatch(list: WSK_BUF_LIST | null, family: 4 | 6): BuildBatch
     if (!isCount(Length)) {
       return fail(STATUS_INVALID_PARAMETER, `datagram ${i}: Length ${describeValue(Length)} is not a non-negative integer`);
     }
+    if (i * 2 === spans.length) spans = grown(spans);
+    spans[i * 2] = rangeCount;
 
     if (Mdl === null || Mdl === undefined) {
       if (Length !== 0) return fail(STATUS_INVALID_PARAMETER, `datagram ${i}: Mdl is NULL but Length is ${Length}`);
       if (Offset !== 0) return fail(STATUS_INVALID_PARAMETER, `datagram ${i}: Mdl is NULL but Offset is ${Offset}`);
-      words.push(0);
+      spans[i * 2 + 1] = 0;
     } else {
-      const chain = checkChain(Mdl, i, snapshots);
-      if (typeof chain === 'string') return fail(STATUS_INVALID_PARAMETER, `datagram ${i}: ${chain}`);
-      const first = chain;
-      if (Offset > first.bytes.byteLength) {
+      // One walk to the chain's end: each MDL's Bytes and Next read once into locals, the
+      // ranges written as it goes, the shape checked past the bytes sent too.
+      let problem = NO_PROBLEM;
+      let firstLength = 0;
+      let pieces = 0;
+      let position: number = Offset;
+      let remaining: number = Length;
+      let chainMark: unknown = undefined;
+      let chainSteps = 0;
+      let chainWindow = 1;
+      let first = true;
+      for (let mdl: unknown = Mdl; mdl !== null && mdl !== undefined; ) {
+        if (!isObject(mdl)) return fail(STATUS_INVALID_PARAMETER, `datagram ${i}: MDL chain holds something that is not an MDL`);
+        // Brent's again; this walk's own reads decide, whatever the getters answer later.
+        if (mdl === chainMark) return fail(STATUS_INVALID_PARAMETER, `datagram ${i}: MDL chain has a cycle`);
+        if (++chainSteps === chainWindow) {
+          chainMark = mdl;
+          chainWindow *= 2;
+          chainSteps = 0;
+        }
+        // A getter making a fresh MDL on every read would never end the chain.
+        if (mdlsRead === MAX_MDLS_PER_BATCH) {
+          return fail(STATUS_INVALID_PARAMETER, `datagram ${i}: more than ${MAX_MDLS_PER_BATCH} MDLs in one call`);
+        }
+        mdlsRead++;
+        const view = (mdl as Loose<'Bytes'>).Bytes;
+        if (!types.isUint8Array(view)) return fail(STATUS_INVALID_PARAMETER, `datagram ${i}: MDL.Bytes is not a Uint8Array`);
+        // The engine's length, not a property the caller could have put on the view.
+        const length = byteLengthOf(view);
+        if (first) {
+          first = false;
+          firstLength = length;
+          if (Offset > length) problem = OFFSET_PAST_FIRST_MDL;
+          else if (Length > maxPayload) problem = DATAGRAM_TOO_BIG;
+        }
+        if (problem === NO_PROBLEM && remaining > 0) {
+          const available = length - position;
+          if (available > 0) {
+            if (++pieces > MAX_DATAGRAM_PIECES) {
+              problem = TOO_MANY_PIECES;
+            } else {
+              // position is Offset (a ULONG, checked above) or 0, so it fits its Uint32 word.
+              const take = available < remaining ? available : remaining;
+              if (view !== lastView) {
+                buffers.push(view);
+                lastView = view;
+              }
+              if (rangeCount * 3 === ranges.length) ranges = grown(ranges);
+              const at = rangeCount * 3;
+              ranges[at] = buffers.length - 1;
+              ranges[at + 1] = position;
+              ranges[at + 2] = take;
+              rangeCount++;
+              remaining -= take;
+            }
+          }
+          position = 0;
+        }
+        mdl = (mdl as Loose<'Next'>).Next;
+      }
+      if (problem === OFFSET_PAST_FIRST_MDL) {
         return fail(
           STATUS_INVALID_PARAMETER,
-          `datagram ${i}: Offset ${Offset} is past the end of the first MDL (${first.bytes.byteLength} bytes)`,
+          `datagram ${i}: Offset ${Offset} is past the end of the first MDL (${firstLength} bytes)`,
         );
       }
-      if (Length > maxPayload) {
+      if (problem === DATAGRAM_TOO_BIG) {
         return fail(
           STATUS_INVALID_BUFFER_SIZE,
           `datagram ${i}: ${Length} bytes is more than the IPv${family} UDP maximum of ${maxPayload}`,
         );
       }
-      const countAt = words.length;
-      words.push(0);
-      let ranges = 0;
-      let mdl: MdlSnapshot | null = first;
-      let position = Offset;
-      let remaining = Length;
-      while (remaining > 0) {
-        if (mdl === null) {
-          return fail(
-            STATUS_INVALID_PARAMETER,
-            `datagram ${i}: Offset ${Offset} + Length ${Length} runs off the end of the MDL chain`,
-          );
-        }
-        const view = mdl.bytes;
-        const available = view.byteLength - position;
-        if (available > 0) {
-          if (++ranges > MAX_DATAGRAM_PIECES) {
-            return fail(STATUS_INVALID_PARAMETER, `datagram ${i}: more than ${MAX_DATAGRAM_PIECES} MDL pieces`);
-          }
-          // position is Offset (a ULONG, checked above) or 0, so it fits its Uint32 word.
-          const take = available < remaining ? available : remaining;
-          let index = bufferIndex.get(view);
-          if (index === undefined) {
-            index = buffers.length;
-            buffers.push(view);
-            bufferIndex.set(view, index);
-          }
-          words.push(index);
-          words.push(position);
-          words.push(take);
-          remaining -= take;
-        }
-        mdl = mdl.next;
-        position = 0;
+      if (problem === TOO_MANY_PIECES) {
+        return fail(STATUS_INVALID_PARAMETER, `datagram ${i}: more than ${MAX_DATAGRAM_PIECES} MDL pieces`);
       }
-      words.set(countAt, ranges);
-      bytes += Length;
+      if (remaining > 0) {
+        return fail(
+          STATUS_INVALID_PARAMETER,
+          `datagram ${i}: Offset ${Offset} + Length ${Length} runs off the end of the MDL chain`,
+        );
+      }
+      spans[i * 2 + 1] = pieces;
+      totalBytes += Length;
     }
 
-    datagramCount++;
+    count++;
     node = entry.Next;
   }
 
-  return { ok: true, buffers, layout: words.finish(), datagramCount, bytes };
-}
-
-/** One MDL as it was read: each field once. */
-interface MdlSnapshot {
-  readonly bytes: Uint8Array;
-  /** The snapshot of the MDL its `Next` named when it was read, or null at the chain's end. */
-  next: MdlSnapshot | null;
-  /** The datagram whose chain check read it first. */
-  readonly datagram: number;
-}
-
-/**
- * Reads the MDL chain from `head` to its end, each MDL's `Bytes` and `Next` once, into
- * snapshots: every node an object with a Uint8Array `Bytes`, no cycle. Returns the head's
- * snapshot or an error message. A check that meets an MDL of its own datagram again has found
- * a cycle; one that meets an MDL an earlier datagram read joins a chain already read to its
- * end. So each MDL is read once per batch, and the snapshots form no cycle whatever the
- * getters answer later.
- */
-function checkChain(head: unknown, datagram: number, snapshots: Map<object, MdlSnapshot>):
-  MdlSnapshot | string {
-  let first: MdlSnapshot | null = null;
-  let last: MdlSnapshot | null = null;
-  for (let node: unknown = head; node !== null && node !== undefined; ) {
-    if (!isObject(node)) return 'MDL chain holds something that is not an MDL';
-    const seen = snapshots.get(node);
-    if (seen !== undefined) {
-      if (seen.datagram === datagram) return 'MDL chain has a cycle';
-      // Joins a chain an earlier datagram read to its end.
-      if (last === null) return seen;
-      last.next = seen;
-      return first as MdlSnapshot;
-    }
-    // A getter making a fresh MDL on every read would never end the chain.
-    if (snapshots.size >= MAX_MDLS_PER_BATCH) return `more than ${MAX_MDLS_PER_BATCH} MDLs in one call`;
-    const mdl = node as Loose<'Next' | 'Bytes'>;
-    const bytes = mdl.Bytes;
-    if (!types.isUint8Array(bytes)) return 'MDL.Bytes is not a Uint8Array';
-    const snapshot: MdlSnapshot = { bytes, next: null, datagram };
-    snapshots.set(node, snapshot);
-    if (last === null) first = snapshot;
-    else last.next = snapshot;
-    last = snapshot;
-    node = mdl.Next;
-  }
-  return first as MdlSnapshot;
+  return {
+    ok: true,
+    buffers,
+    ranges: ranges.slice(0, rangeCount * 3),
+    spans: spans.slice(0, count * 2),
+    count,
+    totalBytes,
+  };
 }

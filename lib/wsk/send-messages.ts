@@ -3,10 +3,11 @@
  * WSK_BUF_LIST, sends, and completes the IRP with the NTSTATUS of the outcome.
  */
 
-import type {
-  BatchSender, Destination, RawSendResult, SendCompletion, SendControls,
-} from '../transport';
-import { buildBatch, type BuiltBatch, type WSK_BUF_LIST } from './buf';
+import { batchOf, type Batch } from '../batch';
+import type { NativeControls } from '../binding';
+import { nativeControls } from '../controls';
+import type { BatchSender, Destination, RawSendResult, SendCompletion } from '../transport';
+import { buildBatch, type WSK_BUF_LIST } from './buf';
 import { parseControlInfo, translateControls, type CMSGHDR } from './cmsg';
 import { IRP, IoCompleteRequest, IoSetCancelRoutine, type WSK_FAILURE_INFO } from './irp';
 import {
@@ -54,7 +55,9 @@ function isCount(value: unknown): value is number {
  * Mirrors Windows' `WskSendMessages(Socket, BufferList, Flags, RemoteAddress,
  * ControlInfoLength, ControlInfo, Irp)` (wsk.h, Windows 10+): sends each WSK_BUF_LIST entry as
  * one datagram to `RemoteAddress` (or, when it is null, to the socket's connected remote), in
- * as few system calls as the platform allows (sendmmsg on Linux).
+ * as few system calls as the platform allows (sendmmsg on Linux; with the socket's `gso` on,
+ * runs of equal-size datagrams also leave as one segmented send, which changes nothing the
+ * receiver sees).
  *
  * Like WSK, the IRP ALWAYS completes. When the outcome is known at once, its completion routine
  * has run before this function returns. When the socket cannot take everything now, the rest
@@ -142,11 +145,17 @@ function sendMessages(
   if (Socket.closed) return failed(STATUS_INVALID_HANDLE, 'Socket is closed');
   const family = Socket.family;
 
-  let controls: SendControls | undefined;
+  let controls: NativeControls | undefined;
   if (controlObjects.length > 0) {
     const translated = translateControls(controlObjects, family);
     if (!translated.ok) return failed(translated.status, `ControlInfo: ${translated.reason}`);
-    controls = translated.controls;
+    // The native form: the ECN bits folded into the TOS byte. It also holds a segment size to
+    // the family's UDP limit, narrower on IPv4 than UDP_SEND_MSG_SIZE's own range.
+    try {
+      controls = nativeControls(translated.controls, family);
+    } catch (error: unknown) {
+      return failed(STATUS_INVALID_PARAMETER, `ControlInfo: ${describeError(error)}`);
+    }
   }
 
   let destination: Destination | null = null;
@@ -161,13 +170,16 @@ function sendMessages(
     destination = parsed.destination;
   }
 
-  const batch = buildBatch(BufferList, family);
-  if (!batch.ok) return failed(batch.status, `BufferList: ${batch.reason}`);
+  const payload = buildBatch(BufferList, family);
+  if (!payload.ok) return failed(payload.status, `BufferList: ${payload.reason}`);
+  // WSK completes the IRP with the first error: the send stops at a refused datagram.
+  const batch = batchOf(payload, destination, {
+    family, segment: Socket.gso === true, continueOnError: false, controls,
+  });
 
   let submitted: ReturnType<BatchSender['submit']>;
   try {
-    submitted = Socket.submit(batch.buffers, batch.layout, batch.datagramCount, batch.bytes,
-      destination, (completion) => complete(Irp, outcomeOf(completion, batch)), controls);
+    submitted = Socket.submit(batch, (completion) => complete(Irp, outcomeOf(completion, batch)));
   } catch (error: unknown) {
     // Should not happen after the checks above; if it does, nothing was sent.
     return failed(STATUS_INVALID_PARAMETER, `the socket refused the batch: ${describeError(error)}`);
@@ -182,7 +194,7 @@ function sendMessages(
 }
 
 /** The IRP's outcome for what the socket reported, immediate or queued. */
-function outcomeOf(result: RawSendResult | SendCompletion, batch: BuiltBatch): Outcome {
+function outcomeOf(result: RawSendResult | SendCompletion, batch: Batch): Outcome {
   if (
     typeof result !== 'object' ||
     result === null ||
@@ -193,14 +205,14 @@ function outcomeOf(result: RawSendResult | SendCompletion, batch: BuiltBatch): O
     return failed(STATUS_UNSUCCESSFUL, 'the socket returned a malformed send result');
   }
   // Information counts bytes actually sent, never more than the batch holds.
-  const information = Math.min(result.bytes, batch.bytes);
-  const datagramsSent = Math.min(result.datagrams, batch.datagramCount);
+  const information = Math.min(result.bytes, batch.totalBytes);
+  const datagramsSent = Math.min(result.datagrams, batch.count);
   if ('cancelled' in result && result.cancelled) {
     return {
       status: STATUS_CANCELLED,
       information,
       failure: {
-        reason: `cancelled after ${datagramsSent} of ${batch.datagramCount} datagrams`,
+        reason: `cancelled after ${datagramsSent} of ${batch.count} datagrams`,
         errno: 0,
         code: '',
         syscall: '',
@@ -219,7 +231,7 @@ function outcomeOf(result: RawSendResult | SendCompletion, batch: BuiltBatch): O
     failure: {
       reason:
         `${syscall || 'send'} failed with ${code || `errno ${errno}`} ` +
-        `after ${datagramsSent} of ${batch.datagramCount} datagrams`,
+        `after ${datagramsSent} of ${batch.count} datagrams`,
       errno,
       code,
       syscall,

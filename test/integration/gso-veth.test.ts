@@ -333,8 +333,8 @@ describe('GSO over a veth pair (MTU 1500) between two new namespaces', () => {
     expectSameDatagrams(`IPv${family} plain pass`, expected, plainReceived);
 
     // The results are exact; GSO really coalesced, stayed on, and the plain pass did not.
-    expect(gsoPass.result).toEqual({ datagrams: batch.length, bytes: total });
-    expect(plainPass.result).toEqual({ datagrams: batch.length, bytes: total });
+    expect(gsoPass.result).toEqual({ datagrams: batch.length, bytes: total, segments: batch.length, failures: [] });
+    expect(plainPass.result).toEqual({ datagrams: batch.length, bytes: total, segments: batch.length, failures: [] });
     expect({ gsoBefore: gsoPass.gsoBefore, gsoAfter: gsoPass.gsoAfter, afterPlain: plainPass.gsoAfter })
       .toEqual({ gsoBefore: true, gsoAfter: true, afterPlain: true });
     expect({ datagrams: gsoStats.datagrams, bytes: gsoStats.bytes }).toEqual({ datagrams: batch.length, bytes: total });
@@ -377,7 +377,7 @@ describe('GSO over a veth pair (MTU 1500) between two new namespaces', () => {
     notes.push(`IPv${family}: ${count} x ${size} B with GSO on: ${stats.syscalls} sendmmsg, ${stats.messages} messages, ` +
       `gso ${String(refused.gsoBefore)} -> ${String(refused.gsoAfter)}, ${Number(refused.ms).toFixed(1)} ms`);
     expectSameDatagrams(`IPv${family} after the refusal`, expected, received);
-    expect(refused.result).toEqual({ datagrams: count, bytes: count * size });
+    expect(refused.result).toEqual({ datagrams: count, bytes: count * size, segments: count, failures: [] });
     // An oversize segment (EMSGSIZE) is a property of the path, not of GSO: the socket keeps
     // GSO for segments that fit and sends larger datagrams plain.
     expect({ gsoBefore: refused.gsoBefore, gsoAfter: refused.gsoAfter }).toEqual({ gsoBefore: true, gsoAfter: true });
@@ -388,7 +388,7 @@ describe('GSO over a veth pair (MTU 1500) between two new namespaces', () => {
 
     // Remembered: the same size again goes plain at once, with no refused call first.
     const repeat = sent(await sender.ask({ cmd: 'send', batch: 'equal', size, count: 10 }, 'sent'), sender);
-    expect(repeat.result).toEqual({ datagrams: 10, bytes: 10 * size });
+    expect(repeat.result).toEqual({ datagrams: 10, bytes: 10 * size, segments: 10, failures: [] });
     // One call: no refused attempt first (the portable loop makes one call per message).
     const calls = binding().backend === 'sendmsg' ? 10 : 1;
     expect({ messages: delta(repeat).messages, syscalls: delta(repeat).syscalls }).toEqual({ messages: 10, syscalls: calls });
@@ -397,7 +397,7 @@ describe('GSO over a veth pair (MTU 1500) between two new namespaces', () => {
 
     // Segments that fit the MTU still coalesce.
     const again = sent(await sender.ask({ cmd: 'send', batch: 'equal', size: 1000, count: 64 }, 'sent'), sender);
-    expect(again.result).toEqual({ datagrams: 64, bytes: 64000 });
+    expect(again.result).toEqual({ datagrams: 64, bytes: 64000, segments: 64, failures: [] });
     expect({ messages: delta(again).messages, gsoAfter: again.gsoAfter }).toEqual({ messages: 1, gsoAfter: true });
     expectSameDatagrams(`IPv${family} later batch`, fixture.buildBatch('equal', family, { size: 1000, count: 64 }).map(flat),
       await take(receiver, 64));

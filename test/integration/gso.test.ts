@@ -62,12 +62,12 @@ describe.each([
     const total = expected.reduce((sum, d) => sum + d.length, 0);
 
     const plain = socket.trySendBatch(batch, receiver.port, host, { gso: false });
-    expect(plain).toEqual({ datagrams: batch.length, bytes: total });
+    expect(plain).toEqual({ datagrams: batch.length, bytes: total, segments: batch.length, failures: [] });
     const afterPlain = socket.stats();
     expect(afterPlain.messages).toBe(batch.length);
 
     const offloaded = socket.trySendBatch(batch, receiver.port, host, { gso: true });
-    expect(offloaded).toEqual({ datagrams: batch.length, bytes: total });
+    expect(offloaded).toEqual({ datagrams: batch.length, bytes: total, segments: batch.length, failures: [] });
     const afterGso = socket.stats();
     const gsoMessages = afterGso.messages - afterPlain.messages;
     // 10+1 | 3 | 1 | 1 | 44+16 | 128+128+44 | 1 | 5+... : far fewer messages than datagrams.

@@ -237,7 +237,7 @@ describe('slow link (veth between namespaces, tbf 10 mbit)', () => {
     expect(result.afterCalls.pendingBytes).toBe(result.afterCalls.pendingDatagrams * SIZE);
     // trySendBatch, right after the calls and then every 10 ms while anything was queued, never
     // jumped the queue.
-    expect(result.tryWhileQueued.first).toEqual({ datagrams: 0, bytes: 0 });
+    expect(result.tryWhileQueued.first).toEqual({ datagrams: 0, bytes: 0, segments: 0, failures: [] });
     expect({ sent: result.tryWhileQueued.sent, errors: result.tryWhileQueued.errors }).toEqual({ sent: 0, errors: [] });
     expect(result.tryWhileQueued.calls).toBeGreaterThan(50);
     expect(result.drainEvents).toBeGreaterThanOrEqual(1);

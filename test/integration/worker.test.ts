@@ -40,8 +40,8 @@ describe('worker threads', () => {
         runWorker({ port: receiver.port, count: 300, size: 100, tag: 0xaa, leaveOpen: false }),
         runWorker({ port: receiver.port, count: 200, size: 50, tag: 0xbb, leaveOpen: false }),
       ]);
-      expect(a.result).toEqual({ datagrams: 300, bytes: 30000 });
-      expect(b.result).toEqual({ datagrams: 200, bytes: 10000 });
+      expect(a.result).toEqual({ datagrams: 300, bytes: 30000, segments: 300, failures: [] });
+      expect(b.result).toEqual({ datagrams: 200, bytes: 10000, segments: 200, failures: [] });
       // Each worker loads the same back-end as this thread (sendmmsg, or the portable loop).
       expect(a.backend).toBe(binding().backend);
       expect(b.backend).toBe(binding().backend);

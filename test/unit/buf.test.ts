@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { buildBatch, wskBufList, type WSK_BUF, type WSK_BUF_LIST } from '../../lib/wsk/buf';
+import { buildBatch, MAX_MDLS_PER_BATCH, wskBufList, type WSK_BUF, type WSK_BUF_LIST } from '../../lib/wsk/buf';
 import { IoAllocateMdl, mdlChain, type MDL } from '../../lib/wsk/mdl';
 import { gather } from './fake-sender';
 
@@ -19,7 +19,7 @@ function one(Mdl: MDL | null, Offset: number, Length: number): WSK_BUF_LIST {
 function ok(list: WSK_BUF_LIST | null, family: 4 | 6 = 4) {
   const result = buildBatch(list, family);
   if (!result.ok) throw new Error(`expected success, got ${result.status.toString(16)}: ${result.reason}`);
-  return { ...result, layout: Array.from(result.layout) };
+  return { ...result, ranges: Array.from(result.ranges), spans: Array.from(result.spans) };
 }
 
 function status(list: unknown, family: 4 | 6 = 4): number | 'ok' {
@@ -66,48 +66,56 @@ describe('MDL helpers', () => {
   });
 });
 
-describe('buildBatch layout (golden words)', () => {
+describe('buildBatch ranges and spans (golden words)', () => {
+  // ranges: (buffer index, offset, length) per range; spans: (first range, range count) per datagram.
   it('single MDL, whole', () => {
     const a = bytes(10);
     const r = ok(one(mdlChain(a), 0, 10));
-    expect(r.layout).toEqual([1, 0, 0, 10]);
+    expect(r.ranges).toEqual([0, 0, 10]);
+    expect(r.spans).toEqual([0, 1]);
     expect(r.buffers).toHaveLength(1);
     expect(r.buffers[0]).toBe(a);
-    expect(r.datagramCount).toBe(1);
-    expect(r.bytes).toBe(10);
+    expect(r.count).toBe(1);
+    expect(r.totalBytes).toBe(10);
   });
 
   it('single MDL with an offset', () => {
     const r = ok(one(mdlChain(bytes(10)), 3, 4));
-    expect(r.layout).toEqual([1, 0, 3, 4]);
-    expect(r.bytes).toBe(4);
+    expect(r.ranges).toEqual([0, 3, 4]);
+    expect(r.spans).toEqual([0, 1]);
+    expect(r.totalBytes).toBe(4);
   });
 
   it('a datagram spanning 2 MDLs', () => {
     const [a, b] = [bytes(10), bytes(5, 100)];
-    const r = ok(one(mdlChain(a, b), 8, 5));
-    expect(r.layout).toEqual([2, 0, 8, 2, 1, 0, 3]);
-    expect(r.buffers[0]).toBe(a);
-    expect(r.buffers[1]).toBe(b);
-    expect(gather(r.buffers, Uint32Array.from(r.layout))).toEqual([Uint8Array.of(8, 9, 100, 101, 102)]);
+    const result = buildBatch(one(mdlChain(a, b), 8, 5), 4);
+    if (!result.ok) throw new Error(result.reason);
+    expect(Array.from(result.ranges)).toEqual([0, 8, 2, 1, 0, 3]);
+    expect(Array.from(result.spans)).toEqual([0, 2]);
+    expect(result.buffers[0]).toBe(a);
+    expect(result.buffers[1]).toBe(b);
+    expect(gather(result.buffers, result.ranges, result.spans)).toEqual([Uint8Array.of(8, 9, 100, 101, 102)]);
   });
 
   it('a datagram spanning 3 MDLs', () => {
     const r = ok(one(mdlChain(bytes(4), bytes(4), bytes(4)), 2, 8));
-    expect(r.layout).toEqual([3, 0, 2, 2, 1, 0, 4, 2, 0, 2]);
+    expect(r.ranges).toEqual([0, 2, 2, 1, 0, 4, 2, 0, 2]);
+    expect(r.spans).toEqual([0, 3]);
     expect(r.buffers).toHaveLength(3);
   });
 
   it('stops at the last MDL it needs', () => {
     const r = ok(one(mdlChain(bytes(4), bytes(4), bytes(4)), 0, 5));
-    expect(r.layout).toEqual([2, 0, 0, 4, 1, 0, 1]);
+    expect(r.ranges).toEqual([0, 0, 4, 1, 0, 1]);
+    expect(r.spans).toEqual([0, 2]);
     expect(r.buffers).toHaveLength(2);
   });
 
   it('skips zero-length MDLs, which take no range and no buffer slot', () => {
     const [a, empty, c] = [bytes(4), bytes(0), bytes(4)];
     const r = ok(one(mdlChain(a, empty, c), 0, 8));
-    expect(r.layout).toEqual([2, 0, 0, 4, 1, 0, 4]);
+    expect(r.ranges).toEqual([0, 0, 4, 1, 0, 4]);
+    expect(r.spans).toEqual([0, 2]);
     expect(r.buffers).toEqual([a, c]);
     expect(r.buffers[1]).toBe(c);
   });
@@ -115,16 +123,20 @@ describe('buildBatch layout (golden words)', () => {
   it('Offset equal to the first MDL length starts in the next MDL', () => {
     const [a, b] = [bytes(4), bytes(4)];
     const r = ok(one(mdlChain(a, b), 4, 2));
-    expect(r.layout).toEqual([1, 0, 0, 2]);
+    expect(r.ranges).toEqual([0, 0, 2]);
     expect(r.buffers).toHaveLength(1);
     expect(r.buffers[0]).toBe(b);
   });
 
-  it('zero-length datagrams have n = 0', () => {
+  it('zero-length datagrams have a span of 0 ranges', () => {
     const a = bytes(10);
-    expect(ok(one(null, 0, 0)).layout).toEqual([0]);
-    expect(ok(one(mdlChain(a), 10, 0)).layout).toEqual([0]);
-    expect(ok(one(mdlChain(a), 0, 0)).layout).toEqual([0]);
+    for (const list of [one(null, 0, 0), one(mdlChain(a), 10, 0), one(mdlChain(a), 0, 0)]) {
+      const r = ok(list);
+      expect(r.ranges).toEqual([]);
+      expect(r.spans).toEqual([0, 0]);
+      expect(r.buffers).toEqual([]);
+      expect(r.count).toBe(1);
+    }
     const r = ok(
       wskBufList([
         { Mdl: mdlChain(a), Offset: 0, Length: 3 },
@@ -132,12 +144,13 @@ describe('buildBatch layout (golden words)', () => {
         { Mdl: mdlChain(bytes(5)), Offset: 0, Length: 5 },
       ]),
     );
-    expect(r.layout).toEqual([1, 0, 0, 3, 0, 1, 1, 0, 5]);
-    expect(r.datagramCount).toBe(3);
-    expect(r.bytes).toBe(8);
+    expect(r.ranges).toEqual([0, 0, 3, 1, 0, 5]);
+    expect(r.spans).toEqual([0, 1, 1, 0, 1, 1]);
+    expect(r.count).toBe(3);
+    expect(r.totalBytes).toBe(8);
   });
 
-  it('dedupes buffers by Uint8Array identity across MDLs and datagrams', () => {
+  it('a buffer entry per range, shared only by ranges in a row from one view', () => {
     const [a, b] = [bytes(10), bytes(10)];
     const r = ok(
       wskBufList([
@@ -146,10 +159,24 @@ describe('buildBatch layout (golden words)', () => {
         { Mdl: IoAllocateMdl(a), Offset: 5, Length: 1 },
       ]),
     );
-    expect(r.buffers).toHaveLength(2);
+    // a, then b, then a again (not merged with the first a: no lookup over earlier buffers),
+    // which the third datagram's range, next in a row, reuses.
+    expect(r.buffers).toHaveLength(3);
     expect(r.buffers[0]).toBe(a);
     expect(r.buffers[1]).toBe(b);
-    expect(r.layout).toEqual([1, 0, 0, 2, 2, 1, 9, 1, 0, 0, 2, 1, 0, 5, 1]);
+    expect(r.buffers[2]).toBe(a);
+    expect(r.ranges).toEqual([0, 0, 2, 1, 9, 1, 2, 0, 2, 2, 5, 1]);
+    expect(r.spans).toEqual([0, 1, 1, 2, 3, 1]);
+  });
+
+  it('datagrams cut from one MDL by Offset share one buffer entry', () => {
+    const packed = bytes(1200 * 8);
+    const mdl = IoAllocateMdl(packed);
+    const r = ok(wskBufList(Array.from({ length: 8 }, (_, i) => ({ Mdl: mdl, Offset: i * 1200, Length: 1200 }))));
+    expect(r.buffers).toHaveLength(1);
+    expect(r.buffers[0]).toBe(packed);
+    expect(r.ranges).toEqual(Array.from({ length: 8 }, (_, i) => [0, i * 1200, 1200]).flat());
+    expect(r.spans).toEqual(Array.from({ length: 8 }, (_, i) => [i, 1]).flat());
   });
 
   it('keeps distinct views of one ArrayBuffer apart, offsets relative to each view', () => {
@@ -160,24 +187,35 @@ describe('buildBatch layout (golden words)', () => {
     const r = ok(one(mdlChain(v1, v2), 2, 8));
     expect(r.buffers).toEqual([v1, v2]);
     expect(r.buffers[0]).toBe(v1);
-    expect(r.layout).toEqual([2, 0, 2, 6, 1, 0, 2]);
+    expect(r.ranges).toEqual([0, 2, 6, 1, 0, 2]);
   });
 
   it('shares one MDL chain between datagrams', () => {
-    const chain = mdlChain(bytes(3), bytes(3));
-    const r = ok(
+    const [x, y] = [bytes(3), bytes(3, 50)];
+    const chain = mdlChain(x, y);
+    const result = buildBatch(
       wskBufList([
         { Mdl: chain, Offset: 0, Length: 6 },
         { Mdl: chain, Offset: 1, Length: 4 },
       ]),
+      4,
     );
-    expect(r.layout).toEqual([2, 0, 0, 3, 1, 0, 3, 2, 0, 1, 2, 1, 0, 2]);
+    if (!result.ok) throw new Error(result.reason);
+    expect(Array.from(result.ranges)).toEqual([0, 0, 3, 1, 0, 3, 2, 1, 2, 3, 0, 2]);
+    expect(Array.from(result.spans)).toEqual([0, 2, 2, 2]);
+    expect(result.buffers).toEqual([x, y, x, y]);
+    expect(gather(result.buffers, result.ranges, result.spans)).toEqual([
+      Uint8Array.of(0, 1, 2, 50, 51, 52),
+      Uint8Array.of(1, 2, 50, 51),
+    ]);
   });
 
   it('reads undefined Next / Mdl as NULL', () => {
     const list = { Buffer: { Mdl: { Bytes: bytes(3) }, Offset: 0, Length: 3 } };
-    expect(ok(list as unknown as WSK_BUF_LIST).layout).toEqual([1, 0, 0, 3]);
-    expect(ok({ Buffer: { Offset: 0, Length: 0 } } as unknown as WSK_BUF_LIST).layout).toEqual([0]);
+    expect(ok(list as unknown as WSK_BUF_LIST).ranges).toEqual([0, 0, 3]);
+    const empty = ok({ Buffer: { Offset: 0, Length: 0 } } as unknown as WSK_BUF_LIST);
+    expect(empty.ranges).toEqual([]);
+    expect(empty.spans).toEqual([0, 0]);
   });
 });
 
@@ -308,9 +346,48 @@ describe('buildBatch failures', () => {
     let head: WSK_BUF_LIST | null = null;
     for (let i = 0; i < 1_048_576; i++) head = { Next: head, Buffer: shared };
     const exactly = buildBatch(head, 4);
-    expect(exactly.ok && exactly.datagramCount).toBe(1_048_576);
+    expect(exactly.ok && exactly.count).toBe(1_048_576);
+    expect(exactly.ok && exactly.spans.length).toBe(2 * 1_048_576);
     const over: WSK_BUF_LIST = { Next: head, Buffer: shared };
     expect(status(over)).toBe(STATUS_INVALID_PARAMETER);
+  });
+});
+
+describe('buildBatch: the order of faults and the MDL budget', () => {
+  it('a chain of the wrong shape past the bytes sent outranks Offset and size', () => {
+    const badTail = (): MDL => ({ Bytes: bytes(4), Next: { Bytes: 'x' } }) as unknown as MDL;
+    const big = buildBatch(one(badTail(), 0, 70000), 4);
+    expect(!big.ok && [big.status, big.reason]).toEqual([STATUS_INVALID_PARAMETER, 'datagram 0: MDL.Bytes is not a Uint8Array']);
+    const past = buildBatch(one(badTail(), 5, 1), 4);
+    expect(!past.ok && past.reason).toBe('datagram 0: MDL.Bytes is not a Uint8Array');
+  });
+
+  it('Offset past the first MDL outranks size, size outranks the end of the chain', () => {
+    const past = buildBatch(one(mdlChain(bytes(4)), 5, 70000), 4);
+    expect(!past.ok && [past.status, past.reason]).toEqual([
+      STATUS_INVALID_PARAMETER, 'datagram 0: Offset 5 is past the end of the first MDL (4 bytes)',
+    ]);
+    const big = buildBatch(one(mdlChain(bytes(4)), 0, 70000), 4);
+    expect(!big.ok && big.status).toBe(STATUS_INVALID_BUFFER_SIZE);
+    const short = buildBatch(one(mdlChain(bytes(4)), 0, 5), 4);
+    expect(!short.ok && short.reason).toBe('datagram 0: Offset 0 + Length 5 runs off the end of the MDL chain');
+  });
+
+  it('a chain shared by many datagrams counts once per datagram against MAX_MDLS_PER_BATCH', () => {
+    expect(MAX_MDLS_PER_BATCH).toBe(2 ** 21);
+    const listOf = (chain: MDL, count: number): WSK_BUF_LIST => {
+      const shared: WSK_BUF = { Mdl: chain, Offset: 0, Length: 0 };
+      let head: WSK_BUF_LIST | null = null;
+      for (let i = 0; i < count; i++) head = { Next: head, Buffer: shared };
+      return head as WSK_BUF_LIST;
+    };
+    const three = mdlChain(bytes(0), bytes(0), bytes(0));
+    // 699_050 * 3 = 2_097_150 reads fit; 699_051 * 3 = 2_097_153 do not.
+    expect(status(listOf(three, 699_050))).toBe('ok');
+    const over = buildBatch(listOf(three, 699_051), 4);
+    expect(!over.ok && [over.status, over.reason]).toEqual([
+      STATUS_INVALID_PARAMETER, `datagram 699050: more than ${2 ** 21} MDLs in one call`,
+    ]);
   });
 });
 
@@ -363,11 +440,27 @@ describe('buildBatch properties', () => {
         const expected = datagrams.map(([chain, offset, length]) =>
           new Uint8Array(Buffer.concat(chain.map((i) => pool[i] as Uint8Array)).subarray(offset, offset + length)),
         );
-        expect(gather(result.buffers, result.layout)).toEqual(expected);
-        expect(result.datagramCount).toBe(datagrams.length);
-        expect(result.bytes).toBe(datagrams.reduce((sum, [, , length]) => sum + length, 0));
-        expect(new Set(result.buffers).size).toBe(result.buffers.length);
-        // Every range is non-empty and each buffer is in the pool.
+        expect(gather(result.buffers, result.ranges, result.spans)).toEqual(expected);
+        expect(result.count).toBe(datagrams.length);
+        expect(result.spans.length).toBe(2 * datagrams.length);
+        expect(result.totalBytes).toBe(datagrams.reduce((sum, [, , length]) => sum + length, 0));
+        // Spans tile the ranges in order, and every range is non-empty.
+        let next = 0;
+        for (let d = 0; d < result.count; d++) {
+          expect(result.spans[d * 2]).toBe(next);
+          next += result.spans[d * 2 + 1] as number;
+        }
+        expect(next * 3).toBe(result.ranges.length);
+        for (let r = 0; r < next; r++) expect(result.ranges[r * 3 + 2]).toBeGreaterThan(0);
+        // Buffers are taken in range order: each range uses the last entry or a new one, a new
+        // one only for a different view, and no entry goes unused.
+        for (let r = 0; r < next; r++) {
+          const index = result.ranges[r * 3] as number;
+          const previous = r === 0 ? -1 : (result.ranges[(r - 1) * 3] as number);
+          expect(index === previous || index === previous + 1).toBe(true);
+        }
+        expect(next === 0 ? 0 : (result.ranges[(next - 1) * 3] as number) + 1).toBe(result.buffers.length);
+        for (let k = 1; k < result.buffers.length; k++) expect(result.buffers[k]).not.toBe(result.buffers[k - 1]);
         for (const b of result.buffers) expect(pool).toContain(b);
       }),
       { numRuns: 300 },
@@ -401,8 +494,8 @@ describe('buildBatch properties', () => {
   });
 });
 
-describe('buildBatch reads each MDL once (getters that change their answer)', () => {
-  it('an MDL whose Next is null on the check and itself on the walk: sent as read, no loop', () => {
+describe('buildBatch reads each MDL once per walk (getters that change their answer)', () => {
+  it('an MDL whose Next is null on the first read and itself later: sent as read, no loop', () => {
     let reads = 0;
     const mdl = { Bytes: bytes(4) } as { Bytes: Uint8Array; Next: MDL | null };
     Object.defineProperty(mdl, 'Next', { get: () => (reads++ === 0 ? null : mdl) });
@@ -410,7 +503,7 @@ describe('buildBatch reads each MDL once (getters that change their answer)', ()
     expect(status(one(mdl, 0, 8))).toBe(STATUS_INVALID_PARAMETER);
     reads = 0;
     const sent = ok(one(mdl, 0, 4));
-    expect(sent.layout).toEqual([1, 0, 0, 4]);
+    expect(sent.ranges).toEqual([0, 0, 4]);
     expect(reads).toBe(1);
   });
 
@@ -422,6 +515,47 @@ describe('buildBatch reads each MDL once (getters that change their answer)', ()
     Object.defineProperty(mdl, 'Bytes', { get: () => (reads++ === 0 ? small : big) });
     expect(status(one(mdl, 0, 100))).toBe(STATUS_INVALID_PARAMETER);
     expect(reads).toBe(1);
+  });
+
+  it('a byteLength the caller put on a view is not read: the engine\'s length is used', () => {
+    const view = bytes(4);
+    Object.defineProperty(view, 'byteLength', { get: () => 1000 });
+    expect(status(one(IoAllocateMdl(view), 0, 5))).toBe(STATUS_INVALID_PARAMETER);
+    expect(ok(one(IoAllocateMdl(view), 0, 4)).ranges).toEqual([0, 0, 4]);
+  });
+
+  it('a chain shared by two datagrams is read once for each, and each walk sends what it read', () => {
+    const [p, q] = [new Uint8Array(4).fill(1), new Uint8Array(4).fill(2)];
+    let bytesReads = 0;
+    let nextReads = 0;
+    const mdl = {} as MDL;
+    Object.defineProperty(mdl, 'Bytes', { get: () => (bytesReads++ % 2 === 0 ? p : q) });
+    Object.defineProperty(mdl, 'Next', { get: () => (nextReads++, null) });
+    const result = buildBatch(
+      wskBufList([
+        { Mdl: mdl, Offset: 0, Length: 4 },
+        { Mdl: mdl, Offset: 0, Length: 4 },
+      ]),
+      4,
+    );
+    if (!result.ok) throw new Error(result.reason);
+    expect([bytesReads, nextReads]).toEqual([2, 2]);
+    expect(gather(result.buffers, result.ranges, result.spans)).toEqual([p, q]);
+    expect(result.buffers).toEqual([p, q]);
+  });
+
+  it('a shared MDL whose Next turns into itself for the second datagram: that walk finds the cycle', () => {
+    let reads = 0;
+    const mdl = { Bytes: bytes(4) } as { Bytes: Uint8Array; Next: MDL | null };
+    Object.defineProperty(mdl, 'Next', { get: () => (reads++ === 0 ? null : mdl) });
+    const result = buildBatch(
+      wskBufList([
+        { Mdl: mdl, Offset: 0, Length: 4 },
+        { Mdl: mdl, Offset: 0, Length: 4 },
+      ]),
+      4,
+    );
+    expect(!result.ok && [result.status, result.reason]).toEqual([STATUS_INVALID_PARAMETER, 'datagram 1: MDL chain has a cycle']);
   });
 
   it('a Next getter that makes a fresh MDL on every read ends with STATUS_INVALID_PARAMETER', () => {

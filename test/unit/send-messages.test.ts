@@ -5,7 +5,7 @@ import { IRP, IoAllocateIrp, IoCancelIrp, IoCompleteRequest, IoSetCompletionRout
 import { mdlChain } from '../../lib/wsk/mdl';
 import { WskSendMessages } from '../../lib/wsk/send-messages';
 import type { SOCKADDR } from '../../lib/wsk/sockaddr';
-import { FakeSender } from './fake-sender';
+import { completion, FakeSender, gather, sendResult } from './fake-sender';
 
 // Control blocks written out by hand (Windows x64 WSACMSGHDR: len u64, level i32, type i32).
 function controlBlock(level: number, type: number, value: number): Uint8Array {
@@ -195,6 +195,29 @@ describe('WskSendMessages: sending', () => {
     expect(socket.calls[0]?.controls).toEqual({ tos: 0xb8, ttl: 9 });
   });
 
+  it('IP_ECN goes into the low two bits of the TOS byte, as the native send takes it', () => {
+    const ecn = controlBlock(0, 50, 1); // IPPROTO_IP, IP_ECN
+    for (const [block, tos] of [[ecn, 1], [Buffer.concat([TOS_CONTROL, ecn]), 0xb9]] as const) {
+      const socket = new FakeSender(4);
+      const irp = IoAllocateIrp();
+      expect(WskSendMessages(socket, datagrams(1), 0, TO, block.byteLength, block, irp)).toBe(STATUS_SUCCESS);
+      expect(socket.calls[0]?.controls).toEqual({ tos });
+    }
+  });
+
+  it('a UDP_SEND_MSG_SIZE past the IPv4 UDP limit is STATUS_INVALID_PARAMETER and sends nothing', () => {
+    const block = controlBlock(17, 2, 65508); // IPPROTO_UDP, UDP_SEND_MSG_SIZE
+    const socket = new FakeSender(4);
+    const { status, irp } = send({ socket, control: block, controlLength: block.byteLength });
+    expect(status).toBe(STATUS_INVALID_PARAMETER);
+    expect(irp.FailureInfo?.reason).toMatch(/^ControlInfo: .*segmentSize/);
+    expect(socket.calls).toHaveLength(0);
+    const v6 = new FakeSender(6);
+    const remote: SOCKADDR = { family: 'IPv6', address: '::1', port: 5000 };
+    expect(send({ socket: v6, remote, control: block, controlLength: block.byteLength }).status).toBe(STATUS_SUCCESS);
+    expect(v6.calls[0]?.controls).toEqual({ segmentSize: 65508 });
+  });
+
   it('no control information gives no controls', () => {
     const socket = new FakeSender(4);
     expect(send({ socket }).status).toBe(STATUS_SUCCESS);
@@ -209,7 +232,7 @@ describe('WskSendMessages: sending', () => {
       { Mdl: mdlChain(a, b), Offset: 5, Length: 10 },
       { Mdl: mdlChain(b), Offset: 0, Length: 20 },
     ]);
-    socket.script.push({ datagrams: 2, bytes: 30, errno: 0, syscall: 'sendmmsg' });
+    socket.script.push(sendResult({ datagrams: 2, bytes: 30, errno: 0, syscall: 'sendmmsg' }));
     const order: string[] = [];
     const irp = IoAllocateIrp();
     IoSetCompletionRoutine(irp, (_d, done, ctx: string) => order.push(`${ctx}:${done.IoStatus.Information}`), 'ctx');
@@ -222,17 +245,38 @@ describe('WskSendMessages: sending', () => {
     await expect(irp.promise).resolves.toEqual({ Status: STATUS_SUCCESS, Information: 30 });
     expect(irp.FailureInfo).toBeNull();
     expect(socket.calls).toHaveLength(1);
-    const call = socket.calls[0];
-    expect(call?.buffers).toEqual([a, b]);
-    expect(call?.buffers[0]).toBe(a);
-    expect(Array.from(call?.layout ?? [])).toEqual([2, 0, 5, 5, 1, 0, 5, 1, 1, 0, 20]);
-    expect(call?.datagramCount).toBe(2);
-    expect(call?.destination).toEqual(TO_DEST);
+    const call = socket.calls[0]!;
+    expect(call.buffers).toEqual([a, b]);
+    expect(call.buffers[0]).toBe(a);
+    expect(call.buffers[1]).toBe(b);
+    expect(Array.from(call.batch.ranges)).toEqual([0, 5, 5, 1, 0, 5, 1, 0, 20]);
+    expect(Array.from(call.batch.spans)).toEqual([0, 2, 2, 1]);
+    expect(gather(call.buffers, call.batch.ranges, call.batch.spans)).toEqual([
+      new Uint8Array([1, 1, 1, 1, 1, 2, 2, 2, 2, 2]),
+      b,
+    ]);
+    expect(call.batch.count).toBe(2);
+    expect(call.batch.totalBytes).toBe(30);
+    expect(call.batch.targets).toBeNull();
+    expect(call.destination).toEqual(TO_DEST);
+  });
+
+  it('the batch: one destination record, stop at the first refused datagram, segment as the socket\'s gso', () => {
+    for (const gso of [false, true]) {
+      const socket = new FakeSender(4, null, false, gso);
+      expect(send({ socket, list: datagrams(3) }).status).toBe(STATUS_SUCCESS);
+      const { batch } = socket.calls[0]!;
+      expect(batch.segment).toBe(gso);
+      expect(batch.continueOnError).toBe(false);
+      expect(batch.endpoints).toEqual([TO_DEST]);
+      // family 4, 0, port 5000 big-endian, scope 0, then 127.0.0.1 and zeros (lib/batch.ts).
+      expect(Array.from(batch.destinations ?? [])).toEqual([4, 0, 0x13, 0x88, 0, 0, 0, 0, 127, 0, 0, 1, ...new Array(12).fill(0)]);
+    }
   });
 
   it('partial failure: ECONNREFUSED after 3 datagrams gives STATUS_CONNECTION_REFUSED, Information 300', async () => {
     const socket = new FakeSender(4);
-    socket.script.push({ datagrams: 3, bytes: 300, errno: errno.ECONNREFUSED, syscall: 'sendmmsg' });
+    socket.script.push(sendResult({ datagrams: 3, bytes: 300, errno: errno.ECONNREFUSED, syscall: 'sendmmsg' }));
     const { status, irp } = send({ socket, list: datagrams(5) });
     expect(status).toBe(STATUS_CONNECTION_REFUSED);
     expect(irp.IoStatus).toEqual({ Status: STATUS_CONNECTION_REFUSED, Information: 300 });
@@ -256,7 +300,7 @@ describe('WskSendMessages: sending', () => {
     expect(status).toBe(STATUS_PENDING);
     expect(irp.completed).toBe(false);
     expect(irp.IoStatus).toEqual({ Status: STATUS_PENDING, Information: 0 });
-    socket.completeNext({ datagrams: 4, bytes: 400, errno: 0, syscall: 'sendmmsg', cancelled: false });
+    socket.completeNext(completion({ datagrams: 4, bytes: 400, errno: 0, syscall: 'sendmmsg' }));
     expect(order).toEqual(['returned', 'completed:400']);
     await expect(irp.promise).resolves.toEqual({ Status: STATUS_SUCCESS, Information: 400 });
     expect(IoCancelIrp(irp)).toBe(false);
@@ -267,7 +311,7 @@ describe('WskSendMessages: sending', () => {
     socket.script.push('pending');
     const { status, irp } = send({ socket, list: datagrams(4) });
     expect(status).toBe(STATUS_PENDING);
-    socket.completeNext({ datagrams: 2, bytes: 200, errno: errno.EHOSTUNREACH, syscall: 'sendmmsg', cancelled: false });
+    socket.completeNext(completion({ datagrams: 2, bytes: 200, errno: errno.EHOSTUNREACH, syscall: 'sendmmsg' }));
     await expect(irp.promise).resolves.toEqual({ Status: 0xc000023d, Information: 200 });
     expect(irp.FailureInfo).toMatchObject({ code: 'EHOSTUNREACH', datagramsSent: 2 });
   });
@@ -286,13 +330,13 @@ describe('WskSendMessages: sending', () => {
 
   it('EOPNOTSUPP maps to STATUS_NOT_SUPPORTED', () => {
     const socket = new FakeSender(4);
-    socket.script.push({ datagrams: 0, bytes: 0, errno: errno.EOPNOTSUPP, syscall: 'sendmmsg' });
+    socket.script.push(sendResult({ datagrams: 0, bytes: 0, errno: errno.EOPNOTSUPP, syscall: 'sendmmsg' }));
     expect(send({ socket }).status).toBe(STATUS_NOT_SUPPORTED);
   });
 
   it('an errno outside the table gives STATUS_UNSUCCESSFUL but keeps its name', () => {
     const socket = new FakeSender(4);
-    socket.script.push({ datagrams: 0, bytes: 0, errno: errno.EIO, syscall: 'sendmsg' });
+    socket.script.push(sendResult({ datagrams: 0, bytes: 0, errno: errno.EIO, syscall: 'sendmsg' }));
     const { status, irp } = send({ socket });
     expect(status).toBe(STATUS_UNSUCCESSFUL);
     expect(irp.FailureInfo).toMatchObject({ errno: errno.EIO, code: 'EIO', syscall: 'sendmsg' });
@@ -300,7 +344,7 @@ describe('WskSendMessages: sending', () => {
 
   it('accepts a negative (libuv-style) errno', () => {
     const socket = new FakeSender(4);
-    socket.script.push({ datagrams: 0, bytes: 0, errno: -errno.ECONNREFUSED, syscall: 'sendmmsg' });
+    socket.script.push(sendResult({ datagrams: 0, bytes: 0, errno: -errno.ECONNREFUSED, syscall: 'sendmmsg' }));
     const { status, irp } = send({ socket });
     expect(status).toBe(STATUS_CONNECTION_REFUSED);
     expect(irp.FailureInfo?.errno).toBe(errno.ECONNREFUSED);
@@ -308,14 +352,14 @@ describe('WskSendMessages: sending', () => {
 
   it('never reports more bytes than the batch holds', () => {
     const socket = new FakeSender(4);
-    socket.script.push({ datagrams: 2, bytes: 10_000, errno: 0, syscall: 'sendmmsg' });
+    socket.script.push(sendResult({ datagrams: 2, bytes: 10_000, errno: 0, syscall: 'sendmmsg' }));
     const { irp } = send({ socket, list: datagrams(2) });
     expect(irp.IoStatus).toEqual({ Status: STATUS_SUCCESS, Information: 200 });
   });
 
   it('a malformed result from the socket gives STATUS_UNSUCCESSFUL', () => {
     const socket = new FakeSender(4);
-    socket.script.push({ datagrams: 1, bytes: -5, errno: 0, syscall: 'sendmmsg' });
+    socket.script.push(sendResult({ datagrams: 1, bytes: -5, errno: 0, syscall: 'sendmmsg' }));
     const { status, irp } = send({ socket });
     expect(status).toBe(STATUS_UNSUCCESSFUL);
     expect(irp.IoStatus.Information).toBe(0);
@@ -329,6 +373,8 @@ describe('WskSendMessages: sending', () => {
       expect(irp.IoStatus).toEqual({ Status: STATUS_SUCCESS, Information: 200 });
       expect(socket.calls).toHaveLength(1);
       expect(socket.calls[0]?.destination).toBeNull();
+      expect(socket.calls[0]?.batch.destinations).toBeNull();
+      expect(socket.calls[0]?.batch.endpoints).toEqual([]);
     }
   });
 

@@ -1,0 +1,40 @@
+/** Destinations as the public calls take them: IP literals (no DNS) and ports, checked. */
+import * as net from 'node:net';
+import { describeValue } from './describe';
+
+export function checkPort(port: unknown, allowZero: boolean): number {
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < (allowZero ? 0 : 1) ||
+    port > 65535) {
+    throw new RangeError(`port must be an integer from ${allowZero ? 0 : 1} to 65535, got ${describeValue(port)}`);
+  }
+  return port;
+}
+
+/**
+ * Parses an IP literal for a socket of `family`. An IPv6 literal may carry a numeric zone
+ * ("fe80::1%2"). Names are not resolved: wsk-dgram never does DNS on the send path.
+ */
+export function parseIpLiteral(address: unknown, family: 4 | 6): { address: string; scopeId: number } {
+  if (typeof address !== 'string') {
+    throw new TypeError(`address must be a string IP literal, got ${typeof address}`);
+  }
+  let literal = address;
+  let scopeId = 0;
+  const zone = address.indexOf('%');
+  if (zone >= 0) {
+    const suffix = address.slice(zone + 1);
+    if (!/^\d{1,10}$/.test(suffix) || Number(suffix) > 0xffffffff) {
+      throw new TypeError(`address zone must be a numeric interface index: ${address}`);
+    }
+    literal = address.slice(0, zone);
+    scopeId = Number(suffix);
+  }
+  const found = net.isIP(literal);
+  if (found === 0 || (found === 4 && zone >= 0)) {
+    throw new TypeError(`address must be an IPv4 or IPv6 literal, got ${JSON.stringify(address)}`);
+  }
+  if (found !== family) {
+    throw new TypeError(`address ${address} is IPv${found} but the socket is udp${family}`);
+  }
+  return { address: literal, scopeId };
+}

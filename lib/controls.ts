@@ -1,0 +1,48 @@
+/**
+ * Send controls checked and put in the native form (lib/binding.ts NativeControls), shared by
+ * the idiomatic API and the WSK layer. Pure: loads no native code.
+ */
+import type { NativeControls } from './binding';
+import { describeValue } from './describe';
+import { parseIpLiteral } from './address';
+import { MAX_UDP_PAYLOAD, type SendControls } from './transport';
+
+function checkInteger(value: unknown, name: string, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value)) {
+    throw new TypeError(`${name} must be an integer, got ${describeValue(value)}`);
+  }
+  if (value < min || value > max) throw new RangeError(`${name} must be from ${min} to ${max}, got ${value}`);
+  return value;
+}
+
+/**
+ * Checks controls and puts them in the native form: the ECN codepoint goes into the low two
+ * bits of the TOS byte. Undefined when there are none.
+ */
+export function nativeControls(controls: SendControls, family: 4 | 6): NativeControls | undefined {
+  const result: NativeControls = {};
+  let any = false;
+  if (controls.sourceAddress !== undefined) {
+    result.sourceAddress = parseIpLiteral(controls.sourceAddress, family).address;
+    any = true;
+  }
+  if (controls.interfaceIndex !== undefined) {
+    result.interfaceIndex = checkInteger(controls.interfaceIndex, 'interfaceIndex', 0, 0xffffffff);
+    any = true;
+  }
+  if (controls.tos !== undefined || controls.ecn !== undefined) {
+    const tos = controls.tos === undefined ? 0 : checkInteger(controls.tos, 'tos', 0, 255);
+    const ecn = controls.ecn === undefined ? tos & 3 : checkInteger(controls.ecn, 'ecn', 0, 3);
+    result.tos = (tos & ~3) | ecn;
+    any = true;
+  }
+  if (controls.ttl !== undefined) {
+    result.ttl = checkInteger(controls.ttl, 'ttl', 1, 255);
+    any = true;
+  }
+  if (controls.segmentSize !== undefined) {
+    result.segmentSize = checkInteger(controls.segmentSize, 'segmentSize', 1, MAX_UDP_PAYLOAD[family]);
+    any = true;
+  }
+  return any ? result : undefined;
+}
