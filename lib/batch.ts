@@ -237,8 +237,12 @@ function readPacked(input: Record<string, unknown>, family: 4 | 6): Payload {
       // Our own copy: a Uint32Array may be shared with another thread, or change later.
       lengths = new Uint32Array(lengthsInput as Uint32Array);
     } else if (isArray(lengthsInput)) {
-      const own: unknown[] = new Array((lengthsInput as unknown[]).length);
-      for (let i = 0; i < own.length; i++) own[i] = (lengthsInput as unknown[])[i];
+      // The count first: a sparse array's length costs its caller nothing, copying it would.
+      const source = lengthsInput as unknown[];
+      const count = source.length;
+      checkCount(count);
+      const own: unknown[] = new Array(count);
+      for (let i = 0; i < count; i++) own[i] = source[i];
       lengths = own;
     } else {
       throw new TypeError('packed lengths must be a Uint32Array or an array of numbers');
