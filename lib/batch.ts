@@ -103,12 +103,12 @@ const typedArrayAt = Uint8Array.prototype.at;
 const isArray = Array.isArray;
 
 /** The byte length of `view` as the engine knows it (no property of the caller's is read). */
-export function byteLengthOf(view: Uint8Array): number {
+export function byteLengthOf(view: Uint8Array | Uint32Array): number {
   return Reflect.apply(typedArrayByteLength, view, []) as number;
 }
 
 /** The byte length of `view`; a RangeError when it is empty because its memory is gone. */
-export function checkedLength(view: Uint8Array, what: string): number {
+export function checkedLength(view: Uint8Array | Uint32Array, what: string): number {
   const length = byteLengthOf(view);
   if (length === 0) {
     try {
@@ -234,6 +234,8 @@ function readPacked(input: Record<string, unknown>, family: 4 | 6): Payload {
   let lengths: ArrayLike<unknown>;
   if (hasLengths) {
     if (types.isUint32Array(lengthsInput)) {
+      // Memory gone is a RangeError, as for the buffer (copying it would be a TypeError).
+      checkedLength(lengthsInput as Uint32Array, 'the packed lengths array');
       // Our own copy: a Uint32Array may be shared with another thread, or change later.
       lengths = new Uint32Array(lengthsInput as Uint32Array);
     } else if (isArray(lengthsInput)) {
