@@ -40,6 +40,14 @@ export type PackedBatch =
 /** What the batch calls accept: an array of datagrams, or a packed batch. */
 export type BatchInput = readonly Datagram[] | PackedBatch;
 
+/**
+ * Most byte ranges (pieces) in one batch, all datagrams together: MAX_BATCH_DATAGRAMS datagrams
+ * of MAX_DATAGRAM_PIECES pieces would be 2^30 ranges, built from an input that can be small
+ * (one pieces array given for every datagram). Above WSK's MAX_MDLS_PER_BATCH, so every WSK
+ * batch fits.
+ */
+export const MAX_BATCH_RANGES = 4 * MAX_BATCH_DATAGRAMS;
+
 /** Bytes of one destination record: family, 0, port (big-endian), scope id (LE), 16 address bytes. */
 export const DESTINATION_RECORD_BYTES = 24;
 
@@ -143,6 +151,10 @@ function checkCount(count: number): void {
   }
 }
 
+function tooManyRanges(): RangeError {
+  return new RangeError(`a batch holds at most ${MAX_BATCH_RANGES} pieces in all`);
+}
+
 function isPackedShape(input: unknown): input is Record<string, unknown> {
   return typeof input === 'object' && input !== null && !isArray(input);
 }
@@ -168,13 +180,15 @@ function readDatagramArray(datagrams: unknown[], family: 4 | 6): Payload {
     const datagram: unknown = datagrams[i];
     if (isUint8Array(datagram) || !isArray(datagram)) {
       read[i] = datagram;
-      pieces++;
+      if (++pieces > MAX_BATCH_RANGES) throw tooManyRanges();
       continue;
     }
     const partCount = datagram.length;
     if (partCount > MAX_DATAGRAM_PIECES) {
       throw new RangeError(`datagram ${i} has ${partCount} pieces; at most ${MAX_DATAGRAM_PIECES}`);
     }
+    // Before the copy, which is what would exhaust memory.
+    if (partCount > MAX_BATCH_RANGES - pieces) throw tooManyRanges();
     const parts: unknown[] = new Array(partCount);
     for (let p = 0; p < partCount; p++) parts[p] = datagram[p];
     read[i] = parts;
