@@ -239,6 +239,9 @@ function readPacked(input: Record<string, unknown>, family: 4 | 6): Payload {
   // Read each field once.
   const buffer = input.buffer;
   const hasLengths = 'lengths' in input;
+  if (hasLengths && 'segmentSize' in input) {
+    throw new TypeError('a packed batch takes lengths or segmentSize, not both');
+  }
   const lengthsInput = hasLengths ? input.lengths : undefined;
   const segmentSizeInput = hasLengths ? undefined : input.segmentSize;
   if (!isUint8Array(buffer)) throw new TypeError('a packed batch needs buffer: a Uint8Array');
@@ -320,6 +323,7 @@ export function encodeDestination(destination: Destination, into: Uint8Array, at
   into[at + 5] = (scope >>> 8) & 0xff;
   into[at + 6] = (scope >>> 16) & 0xff;
   into[at + 7] = scope >>> 24;
+  into.fill(0, at + 8, at + DESTINATION_RECORD_BYTES);
   into.set(bytes, at + 8);
 }
 
