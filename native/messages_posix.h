@@ -63,6 +63,15 @@ SegmentationState ProbeSegmentation(SocketHandle socket);
 bool LowerSegmentation(SegmentationState& state, int error, uint32_t segments,
                        uint32_t segment_bytes);
 
+// The socket cannot take more now: the send stops and reports "would block".
+bool IsWouldBlock(int error);
+// An error that belongs to the message's destination rather than to the socket or the call:
+// with continue_on_error it is recorded for the message's datagrams and the send goes on.
+// EINVAL is among them because Linux reports a destination it cannot address that way (an IPv6
+// link-local address without a scope id); a malformed part of the call itself (its controls) would
+// give it for every datagram, each one recorded, which still accounts for all of them.
+bool IsDestinationError(int error);
+
 class MessageBuilder {
  public:
   // Fills up to `max_messages` messages from datagram `first` of `batch`; returns how many.
