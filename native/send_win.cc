@@ -14,6 +14,7 @@
 #include <mswsock.h>
 
 #include <cstring>
+#include <new>
 #include <vector>
 
 #include "send.h"
@@ -150,19 +151,26 @@ class WsaSendMsgBackend final : public SendBackend {
       buffers_.clear();
       size_t message_length = 0;
       size_t segment_size = 0;
-      for (uint32_t i = 0; i < run; ++i) {
-        const DatagramSpan& span = batch.datagrams[next + i];
-        size_t length = 0;
-        for (uint32_t r = 0; r < span.range_count; ++r) {
-          const ByteRange& range = batch.ranges[span.first_range + r];
-          WSABUF buffer;
-          buffer.len = static_cast<ULONG>(range.length);
-          buffer.buf = reinterpret_cast<CHAR*>(const_cast<uint8_t*>(range.data));
-          buffers_.push_back(buffer);
-          length += range.length;
+      try {
+        for (uint32_t i = 0; i < run; ++i) {
+          const DatagramSpan& span = batch.datagrams[next + i];
+          size_t length = 0;
+          for (uint32_t r = 0; r < span.range_count; ++r) {
+            const ByteRange& range = batch.ranges[span.first_range + r];
+            WSABUF buffer;
+            buffer.len = static_cast<ULONG>(range.length);
+            buffer.buf = reinterpret_cast<CHAR*>(const_cast<uint8_t*>(range.data));
+            buffers_.push_back(buffer);
+            length += range.length;
+          }
+          if (i == 0) segment_size = length;
+          message_length += length;
         }
-        if (i == 0) segment_size = length;
-        message_length += length;
+      } catch (const std::bad_alloc&) {
+        // The WSABUF array grows with the largest message; what went out so far stays counted.
+        outcome.error = WSA_NOT_ENOUGH_MEMORY;
+        outcome.syscall = Name();
+        return outcome;
       }
       message.lpBuffers = buffers_.empty() ? nullptr : buffers_.data();
       message.dwBufferCount = static_cast<DWORD>(buffers_.size());
