@@ -92,7 +92,10 @@ export function wholeBatch(buffers: readonly Uint8Array[], options: BatchOptions
   return rawBatch({ buffers: [...buffers], ranges, spans, ...optionFields(options) });
 }
 
-/** Datagram i is the list of [buffer, offset, length] pieces `datagrams[i]`, one range each. */
+/**
+ * Datagram i is the list of [buffer, offset, length] pieces `datagrams[i]`, one range each.
+ * `buffers` goes into the batch as it is (never read here: its getters run in the send only).
+ */
 export function piecesBatch(buffers: readonly unknown[], datagrams: ReadonlyArray<ReadonlyArray<readonly [number, number, number]>>,
   options: BatchOptions = {}): NativeBatch {
   const words: number[] = [];
@@ -101,7 +104,7 @@ export function piecesBatch(buffers: readonly unknown[], datagrams: ReadonlyArra
     spans.push(words.length / 3, pieces.length);
     for (const piece of pieces) words.push(...piece);
   }
-  return rawBatch({ buffers: [...buffers], ranges: Uint32Array.from(words), spans: Uint32Array.from(spans), ...optionFields(options) });
+  return rawBatch({ buffers, ranges: Uint32Array.from(words), spans: Uint32Array.from(spans), ...optionFields(options) });
 }
 
 /** One buffer, datagram i its next lengths[i] bytes. */
