@@ -118,7 +118,6 @@ bool IsDestinationError(int error) {
     case EMSGSIZE:       // too big for its path (after the GSO lowering had its chance)
     case EADDRNOTAVAIL:  // not reachable from the bound address (e.g. loopback to the world)
     case EAFNOSUPPORT:
-    case EINVAL:         // Linux: an IPv6 link-local destination without its scope id
       return true;
     default:
       return false;

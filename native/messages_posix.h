@@ -67,9 +67,9 @@ bool LowerSegmentation(SegmentationState& state, int error, uint32_t segments,
 bool IsWouldBlock(int error);
 // An error that belongs to the message's destination rather than to the socket or the call:
 // with continue_on_error it is recorded for the message's datagrams and the send goes on.
-// EINVAL is among them because Linux reports a destination it cannot address that way (an IPv6
-// link-local address without a scope id); a malformed part of the call itself (its controls) would
-// give it for every datagram, each one recorded, which still accounts for all of them.
+// Not EINVAL: Linux UDP says it for the call itself (a destination port 0, which the batch
+// reader refuses first; a segment size or a control the kernel refuses), so it would fail every
+// datagram that follows, one system call each. Not ENOBUFS/EAGAIN: those are "would block".
 bool IsDestinationError(int error);
 
 class MessageBuilder {

@@ -98,8 +98,8 @@ bool IsSegmentationRefusal(int error) {
 
 bool IsWouldBlock(int error) { return error == WSAEWOULDBLOCK || error == WSAENOBUFS; }
 
-// The WSA equivalents of the POSIX list (messages_posix.cc). Not WSAEINVAL: Windows reports it
-// for a malformed call or an unbound socket as much as for an address, and for USO refusals.
+// The WSA equivalents of the POSIX list (messages_posix.h). Not WSAEINVAL: Windows reports it
+// for a malformed call or an unbound socket, and for USO refusals, not for a destination.
 bool IsDestinationError(int error) {
   switch (error) {
     case WSAEACCES:         // a broadcast address without SO_BROADCAST
