@@ -40,6 +40,14 @@ export type PackedBatch =
 /** What the batch calls accept: an array of datagrams, or a packed batch. */
 export type BatchInput = readonly Datagram[] | PackedBatch;
 
+/**
+ * Most byte ranges (pieces) in one batch, all datagrams together: MAX_BATCH_DATAGRAMS datagrams
+ * of MAX_DATAGRAM_PIECES pieces would be 2^30 ranges, built from an input that can be small
+ * (one pieces array given for every datagram). Above WSK's MAX_MDLS_PER_BATCH, so every WSK
+ * batch fits.
+ */
+export const MAX_BATCH_RANGES = 4 * MAX_BATCH_DATAGRAMS;
+
 /** Bytes of one destination record: family, 0, port (big-endian), scope id (LE), 16 address bytes. */
 export const DESTINATION_RECORD_BYTES = 24;
 
@@ -103,12 +111,12 @@ const typedArrayAt = Uint8Array.prototype.at;
 const isArray = Array.isArray;
 
 /** The byte length of `view` as the engine knows it (no property of the caller's is read). */
-export function byteLengthOf(view: Uint8Array): number {
+export function byteLengthOf(view: Uint8Array | Uint32Array): number {
   return Reflect.apply(typedArrayByteLength, view, []) as number;
 }
 
 /** The byte length of `view`; a RangeError when it is empty because its memory is gone. */
-export function checkedLength(view: Uint8Array, what: string): number {
+export function checkedLength(view: Uint8Array | Uint32Array, what: string): number {
   const length = byteLengthOf(view);
   if (length === 0) {
     try {
@@ -143,6 +151,10 @@ function checkCount(count: number): void {
   }
 }
 
+function tooManyRanges(): RangeError {
+  return new RangeError(`a batch holds at most ${MAX_BATCH_RANGES} pieces in all`);
+}
+
 function isPackedShape(input: unknown): input is Record<string, unknown> {
   return typeof input === 'object' && input !== null && !isArray(input);
 }
@@ -168,13 +180,15 @@ function readDatagramArray(datagrams: unknown[], family: 4 | 6): Payload {
     const datagram: unknown = datagrams[i];
     if (isUint8Array(datagram) || !isArray(datagram)) {
       read[i] = datagram;
-      pieces++;
+      if (++pieces > MAX_BATCH_RANGES) throw tooManyRanges();
       continue;
     }
     const partCount = datagram.length;
     if (partCount > MAX_DATAGRAM_PIECES) {
       throw new RangeError(`datagram ${i} has ${partCount} pieces; at most ${MAX_DATAGRAM_PIECES}`);
     }
+    // Before the copy, which is what would exhaust memory.
+    if (partCount > MAX_BATCH_RANGES - pieces) throw tooManyRanges();
     const parts: unknown[] = new Array(partCount);
     for (let p = 0; p < partCount; p++) parts[p] = datagram[p];
     read[i] = parts;
@@ -225,6 +239,9 @@ function readPacked(input: Record<string, unknown>, family: 4 | 6): Payload {
   // Read each field once.
   const buffer = input.buffer;
   const hasLengths = 'lengths' in input;
+  if (hasLengths && 'segmentSize' in input) {
+    throw new TypeError('a packed batch takes lengths or segmentSize, not both');
+  }
   const lengthsInput = hasLengths ? input.lengths : undefined;
   const segmentSizeInput = hasLengths ? undefined : input.segmentSize;
   if (!isUint8Array(buffer)) throw new TypeError('a packed batch needs buffer: a Uint8Array');
@@ -234,11 +251,17 @@ function readPacked(input: Record<string, unknown>, family: 4 | 6): Payload {
   let lengths: ArrayLike<unknown>;
   if (hasLengths) {
     if (types.isUint32Array(lengthsInput)) {
+      // Memory gone is a RangeError, as for the buffer (copying it would be a TypeError).
+      checkedLength(lengthsInput as Uint32Array, 'the packed lengths array');
       // Our own copy: a Uint32Array may be shared with another thread, or change later.
       lengths = new Uint32Array(lengthsInput as Uint32Array);
     } else if (isArray(lengthsInput)) {
-      const own: unknown[] = new Array((lengthsInput as unknown[]).length);
-      for (let i = 0; i < own.length; i++) own[i] = (lengthsInput as unknown[])[i];
+      // The count first: a sparse array's length costs its caller nothing, copying it would.
+      const source = lengthsInput as unknown[];
+      const count = source.length;
+      checkCount(count);
+      const own: unknown[] = new Array(count);
+      for (let i = 0; i < count; i++) own[i] = source[i];
       lengths = own;
     } else {
       throw new TypeError('packed lengths must be a Uint32Array or an array of numbers');
@@ -300,6 +323,7 @@ export function encodeDestination(destination: Destination, into: Uint8Array, at
   into[at + 5] = (scope >>> 8) & 0xff;
   into[at + 6] = (scope >>> 16) & 0xff;
   into[at + 7] = scope >>> 24;
+  into.fill(0, at + 8, at + DESTINATION_RECORD_BYTES);
   into.set(bytes, at + 8);
 }
 

@@ -214,8 +214,8 @@ export class SendQueue {
       } else if (head.next === head.batch.count) {
         this.#dequeue(head);
         this.#finish(head, 0, '', false);
-      } else if (result.wouldBlock) {
-        return false; // keep polling
+      } else if (result.wouldBlock || (result.errno === 0 && result.datagrams + result.failures.length === 0)) {
+        return false; // keep polling (a call that took nothing and said nothing waits too)
       } else if (result.errno === 0) {
         continue; // the window went out whole; the next one may too
       } else {

@@ -2,6 +2,7 @@
 // sockaddr_in6 have one layout for these fields on POSIX and Windows. Parsing and formatting
 // text (inet_pton/inet_ntop, and WSAStartup first on Windows) stay in os_socket_*.cc.
 #ifndef _WIN32
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #endif
 
@@ -27,6 +28,18 @@ void MakeAddressFromBytes(IpFamily family, const uint8_t bytes[16], SocketAddres
     sin6->sin6_family = AF_INET6;
     std::memcpy(&sin6->sin6_addr, bytes, 16);
     out->length = sizeof(sockaddr_in6);
+  }
+}
+
+void MakeAddressFromBytes(IpFamily family, const uint8_t bytes[16], uint16_t port,
+                          uint32_t scope_id, SocketAddress* out) {
+  MakeAddressFromBytes(family, bytes, out);
+  if (family == IpFamily::kV4) {
+    reinterpret_cast<sockaddr_in*>(&out->storage)->sin_port = htons(port);
+  } else {
+    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&out->storage);
+    sin6->sin6_port = htons(port);
+    sin6->sin6_scope_id = scope_id;
   }
 }
 

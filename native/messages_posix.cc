@@ -101,14 +101,30 @@ bool LowerSegmentation(SegmentationState& state, int error, uint32_t segments,
   return false;
 }
 
-size_t MessageBuilder::Prepare(const SendBatch& batch, size_t first, size_t max_messages) {
-  sockaddr* name = nullptr;
-  socklen_t name_length = 0;
-  if (batch.destination != nullptr) {
-    name = const_cast<sockaddr*>(
-        reinterpret_cast<const sockaddr*>(&batch.destination->storage));
-    name_length = batch.destination->length;
+bool IsWouldBlock(int error) {
+  // ENOBUFS: Linux says so when the device queue is full (libuv treats it the same way).
+  return error == EAGAIN || error == EWOULDBLOCK || error == ENOBUFS;
+}
+
+bool IsDestinationError(int error) {
+  switch (error) {
+    case EACCES:         // a broadcast address without SO_BROADCAST
+    case EPERM:          // a firewall rule refused this destination
+    case ENETUNREACH:    // no route to its network
+    case EHOSTUNREACH:
+    case EHOSTDOWN:
+    case ENETDOWN:       // the interface of its route is down
+    case ECONNREFUSED:   // an ICMP port unreachable from this peer (connected socket)
+    case EMSGSIZE:       // too big for its path (after the GSO lowering had its chance)
+    case EADDRNOTAVAIL:  // not reachable from the bound address (e.g. loopback to the world)
+    case EAFNOSUPPORT:
+      return true;
+    default:
+      return false;
   }
+}
+
+size_t MessageBuilder::Prepare(const SendBatch& batch, size_t first, size_t max_messages) {
   fixed_control_length_ = 0;
   if (batch.controls != nullptr) {
     std::memset(fixed_control_.bytes, 0, sizeof(fixed_control_.bytes));
@@ -139,6 +155,7 @@ size_t MessageBuilder::Prepare(const SendBatch& batch, size_t first, size_t max_
   datagram = first;
   for (size_t m = 0; m < count; ++m) {
     const uint32_t run = message_datagrams_[m];
+    const size_t message_first = datagram;
     iovec* iov = iovecs_.data() + iov_index;
     size_t iov_count = 0;
     size_t segment_size = 0;
@@ -160,8 +177,14 @@ size_t MessageBuilder::Prepare(const SendBatch& batch, size_t first, size_t max_
     datagram += run;
 
     msghdr& header = messages_[m].msg_hdr;
-    header.msg_name = name;
-    header.msg_namelen = name_length;
+    // A super-packet never spans a change of target (SegmentRunLength): its first datagram's
+    // destination is the message's.
+    const SocketAddress* destination = batch.DestinationOf(message_first);
+    header.msg_name = destination == nullptr
+                          ? nullptr
+                          : const_cast<sockaddr*>(
+                                reinterpret_cast<const sockaddr*>(&destination->storage));
+    header.msg_namelen = destination == nullptr ? 0 : destination->length;
     header.msg_iov = iov_count > 0 ? iov : nullptr;
     header.msg_iovlen = iov_count;
     header.msg_flags = 0;

@@ -63,6 +63,15 @@ SegmentationState ProbeSegmentation(SocketHandle socket);
 bool LowerSegmentation(SegmentationState& state, int error, uint32_t segments,
                        uint32_t segment_bytes);
 
+// The socket cannot take more now: the send stops and reports "would block".
+bool IsWouldBlock(int error);
+// An error that belongs to the message's destination rather than to the socket or the call:
+// with continue_on_error it is recorded for the message's datagrams and the send goes on.
+// Not EINVAL: Linux UDP says it for the call itself (a destination port 0, which the batch
+// reader refuses first; a segment size or a control the kernel refuses), so it would fail every
+// datagram that follows, one system call each. Not ENOBUFS/EAGAIN: those are "would block".
+bool IsDestinationError(int error);
+
 class MessageBuilder {
  public:
   // Fills up to `max_messages` messages from datagram `first` of `batch`; returns how many.

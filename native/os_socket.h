@@ -46,6 +46,9 @@ int MakeAddress(IpFamily family, const char* ip, uint16_t port, uint32_t scope_i
                 SocketAddress* out);
 // Builds an address (port 0) from raw IP bytes: 4 for IPv4, 16 for IPv6.
 void MakeAddressFromBytes(IpFamily family, const uint8_t bytes[16], SocketAddress* out);
+// The same with a port and, for IPv6, a scope id (a destination record, lib/batch.ts).
+void MakeAddressFromBytes(IpFamily family, const uint8_t bytes[16], uint16_t port,
+                          uint32_t scope_id, SocketAddress* out);
 // Copies the raw IP address of `address` into `out`: 4 bytes for IPv4, 16 for IPv6.
 void AddressBytes(const SocketAddress& address, uint8_t out[16]);
 // Writes the IP literal of `address` into `ip` (at least 46 bytes) and its port and scope.

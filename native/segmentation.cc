@@ -1,5 +1,6 @@
-// How datagrams group into segmentation-offload super-packets: shared by every back-end
-// (Linux UDP_SEGMENT, Windows UDP_SEND_MSG_SIZE). Platform-neutral.
+// How datagrams group into segmentation-offload super-packets, and what a sent datagram counts
+// for: shared by every back-end (Linux UDP_SEGMENT, Windows UDP_SEND_MSG_SIZE, the sendmsg
+// loop). Platform-neutral.
 #include "send.h"
 
 namespace wsk {
@@ -22,6 +23,8 @@ uint32_t SegmentRunLength(const SendBatch& batch, size_t first, size_t max_range
   size_t ranges = head.range_count;
   uint32_t count = 1;
   for (size_t i = first + 1; i < batch.datagram_count && count < seg->max_segments; ++i) {
+    // A super-packet has one destination: a change of target ends the run.
+    if (batch.targets != nullptr && batch.targets[i] != batch.targets[first]) break;
     const DatagramSpan& span = batch.datagrams[i];
     const size_t length = DatagramLength(batch, span);
     if (length == 0 || length > size || total + length > batch.max_payload ||
@@ -34,6 +37,25 @@ uint32_t SegmentRunLength(const SendBatch& batch, size_t first, size_t max_range
     if (length < size) break;  // a shorter segment ends the super-packet
   }
   return count;
+}
+
+void RecordSent(const SendBatch& batch, size_t first, uint32_t count, SendOutcome* outcome) {
+  outcome->datagrams += count;
+  const uint32_t segment_size = batch.controls != nullptr ? batch.controls->segment_size : 0;
+  if (segment_size == 0) {
+    outcome->segments += count;
+    return;
+  }
+  // An explicit segment size cuts each datagram longer than it (the last segment shorter).
+  for (uint32_t i = 0; i < count; ++i) {
+    const size_t length = DatagramLength(batch, batch.datagrams[first + i]);
+    outcome->segments += length > segment_size ? (length + segment_size - 1) / segment_size : 1;
+  }
+}
+
+void RecordFailed(const SendBatch& batch, size_t first, uint32_t count, int error) {
+  // The reader reserved one entry per datagram of the window: push_back never allocates here.
+  for (uint32_t i = 0; i < count; ++i) batch.failures->push_back(SendFailure{first + i, error});
 }
 
 }  // namespace wsk

@@ -1,13 +1,15 @@
 // The platform-neutral description of a batch send and its result.
-// Each OS back-end (send_linux.cc today; send_win.cc and send_posix.cc later) implements
-// CreateSendBackend(). Nothing here knows about Node-API: the socket layer validates and
-// translates JavaScript arguments into a SendBatch, the back-end only makes system calls.
+// Each OS back-end (send_linux.cc: sendmmsg; send_posix.cc: a sendmsg loop; send_win.cc: a
+// WSASendMsg loop) implements CreateSendBackend(). Nothing here knows about Node-API: the batch
+// reader (batch_reader.cc) validates and translates the JavaScript batch into a SendBatch, the
+// back-end only makes system calls.
 #ifndef WSK_DGRAM_SEND_H_
 #define WSK_DGRAM_SEND_H_
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "os_socket.h"
 
@@ -53,13 +55,24 @@ struct SendControls {
   }
 };
 
+// A window's datagram refused for its destination while the send went on (continue_on_error):
+// `datagram` indexes the window, `error` is the OS error.
+struct SendFailure {
+  size_t datagram;
+  int error;
+};
+
 struct SendBatch {
-  // Destination for every datagram, or nullptr for the connected remote.
-  const SocketAddress* destination;
   const DatagramSpan* datagrams;
   size_t datagram_count;
   const ByteRange* ranges;
   size_t range_count;
+  // The destinations the window uses, or nullptr (count 0) to send to the connected remote.
+  const SocketAddress* destinations;
+  size_t destination_count;
+  // Per datagram of the window, an index into `destinations`; nullptr: every datagram goes to
+  // destinations[0] (or to the connected remote when there are none).
+  const uint32_t* targets;
   // Segmentation for this call, or nullptr to send every datagram on its own.
   SegmentationState* segmentation;
   // Largest UDP payload of the socket's family (one datagram, or one super-packet).
@@ -67,16 +80,37 @@ struct SendBatch {
   // Controls for every datagram, or nullptr.
   const SendControls* controls;
   IpFamily family;
+  // Whether an error that belongs to a datagram's destination (IsDestinationError of the
+  // back-end: unreachable, refused, not permitted, too big for the path, ...) is recorded in
+  // `failures` for every datagram of the refused message and the send goes on with the next.
+  // Otherwise, and for every other error, the send stops at the first datagram not sent.
+  bool continue_on_error;
+  // Where those failures go, in window order; reserved by the caller for every datagram of the
+  // window, so that recording one never allocates. Required when continue_on_error.
+  std::vector<SendFailure>* failures;
+
+  // The address datagram `i` of the window goes to; nullptr for the connected remote.
+  const SocketAddress* DestinationOf(size_t i) const {
+    if (destinations == nullptr) return nullptr;
+    return &destinations[targets == nullptr ? 0 : targets[i]];
+  }
 };
 
-// What the kernel accepted. `error` is 0 when all datagrams went out, otherwise the OS error of
-// the first datagram that did not, and `syscall` names the call that reported it. `datagrams`
-// and `bytes` never count anything the kernel did not accept.
+// What the kernel accepted. `error` is 0 when the send went through the window, otherwise the OS
+// error that stopped it, at datagram `datagrams + failures` of the window (the first neither sent
+// nor recorded as failed), and `syscall` names the call that reported it. `datagrams`, `bytes`
+// and `segments` never count anything the kernel did not accept.
 struct SendOutcome {
   size_t datagrams = 0;
   uint64_t bytes = 0;
+  // Datagrams on the wire: a datagram longer than an explicit segment size counts one per
+  // segment; every other datagram counts one (a GSO super-packet of n datagrams counts n).
+  size_t segments = 0;
   int error = 0;
   const char* syscall = "";
+  // The send stopped because the socket cannot take more now (the back-end decides per
+  // platform: EAGAIN/EWOULDBLOCK/ENOBUFS on POSIX, WSAEWOULDBLOCK/WSAENOBUFS on Windows).
+  bool would_block = false;
   // What it took: system calls made, and messages the kernel accepted (a super-packet is one
   // message carrying several datagrams).
   size_t syscalls = 0;
@@ -86,8 +120,9 @@ struct SendOutcome {
 class SendBackend {
  public:
   virtual ~SendBackend() = default;
-  // Sends as much of `batch` as the socket takes now; returns at the first error, including
-  // "would block". Retries EINTR internally. Reuses internal scratch arrays between calls.
+  // Sends as much of `batch` as the socket takes now; returns at the first error that stops it
+  // ("would block" always does; with continue_on_error a destination's error does not). Retries
+  // EINTR internally. Reuses internal scratch arrays between calls; allocates nothing once warm.
   virtual SendOutcome Send(SocketHandle socket, const SendBatch& batch) = 0;
   // The name of the system call this back-end batches with, for diagnostics.
   virtual const char* Name() const = 0;
@@ -96,10 +131,17 @@ class SendBackend {
 };
 
 // segmentation.cc: the payload length of one datagram, and how many datagrams from `first` go
-// out as one super-packet (a run of equal sizes, the last may be shorter, within the segment
-// limits, the payload limit and `max_ranges` byte ranges); 1 when segmentation is off.
+// out as one super-packet (a run of equal sizes to one destination, the last may be shorter,
+// within the segment limits, the payload limit and `max_ranges` byte ranges); 1 when
+// segmentation is off.
 size_t DatagramLength(const SendBatch& batch, const DatagramSpan& span);
 uint32_t SegmentRunLength(const SendBatch& batch, size_t first, size_t max_ranges);
+
+// segmentation.cc, the accounting every back-end shares: `count` datagrams of the window from
+// `first` were accepted (datagrams and segments; the bytes are the kernel's figure), or were
+// refused with `error` for their destination (one failure each).
+void RecordSent(const SendBatch& batch, size_t first, uint32_t count, SendOutcome* outcome);
+void RecordFailed(const SendBatch& batch, size_t first, uint32_t count, int error);
 
 // The back-end of this platform (on Linux: sendmmsg, or the portable loop when the environment
 // variable WSK_DGRAM_BACKEND is "sendmsg").

@@ -13,9 +13,13 @@ namespace {
 
 class SendmmsgBackend final : public SendBackend {
  public:
+  // Error policy: EINTR is retried; a refused super-packet lowers the socket's segmentation and
+  // goes again (LowerSegmentation); with continue_on_error a destination's error
+  // (IsDestinationError) is recorded for the message's datagrams and the send goes on after it;
+  // anything else, "would block" included, stops the send at the failing message.
   SendOutcome Send(SocketHandle socket, const SendBatch& batch) override {
     SendOutcome outcome;
-    size_t next = 0;
+    size_t next = 0;  // the first datagram neither sent nor recorded as failed
     while (next < batch.datagram_count) {
       size_t message_count;
       try {
@@ -26,37 +30,48 @@ class SendmmsgBackend final : public SendBackend {
         outcome.syscall = Name();
         return outcome;
       }
-      int sent;
-      do {
-        sent = sendmmsg(socket, builder_.slots(), static_cast<unsigned int>(message_count), 0);
-        ++outcome.syscalls;
-      } while (sent < 0 && errno == EINTR);
-      if (sent <= 0) {
-        const int error = sent < 0 ? errno : EAGAIN;
-        // The kernel reports an error only when the first message of the call failed. A
-        // refused super-packet lowers what the socket tries and is sent again; bounded: each
-        // refusal lowers a limit for good.
-        if (builder_.datagrams_in(0) > 1 && batch.segmentation != nullptr &&
-            LowerSegmentation(*batch.segmentation, error, builder_.datagrams_in(0),
-                              builder_.segment_bytes(0))) {
+      MessageSlot* slots = builder_.slots();
+      // Messages [m, message_count) of this preparation are still to go.
+      size_t m = 0;
+      while (m < message_count) {
+        int sent;
+        do {
+          sent = sendmmsg(socket, slots + m, static_cast<unsigned int>(message_count - m), 0);
+          ++outcome.syscalls;
+        } while (sent < 0 && errno == EINTR);
+        if (sent > 0) {
+          // A super-packet is all or nothing: a sent message counts all of its datagrams.
+          for (int i = 0; i < sent; ++i, ++m) {
+            outcome.bytes += slots[m].msg_len;
+            RecordSent(batch, next, builder_.datagrams_in(m), &outcome);
+            next += builder_.datagrams_in(m);
+          }
+          outcome.messages += static_cast<size_t>(sent);
+          // A short count means message m failed or would block: the next call, which starts
+          // there, reports the error if there is one.
           continue;
         }
-        // Belongs to datagram `next`. (0 cannot happen for a non-empty call; treat it as
-        // "would block" rather than loop.)
+        // The kernel reports an error only when the first message of the call failed: message m.
+        // (0 cannot happen for a non-empty call; treat it as "would block" rather than loop.)
+        const int error = sent < 0 ? errno : EAGAIN;
+        const uint32_t datagrams = builder_.datagrams_in(m);
+        // A refused super-packet lowers what the socket tries; its datagrams are prepared again.
+        // Bounded: each refusal lowers a limit for good.
+        if (datagrams > 1 && batch.segmentation != nullptr &&
+            LowerSegmentation(*batch.segmentation, error, datagrams, builder_.segment_bytes(m))) {
+          break;
+        }
+        if (batch.continue_on_error && IsDestinationError(error)) {
+          RecordFailed(batch, next, datagrams, error);
+          next += datagrams;
+          ++m;
+          continue;
+        }
         outcome.error = error;
         outcome.syscall = "sendmmsg";
+        outcome.would_block = IsWouldBlock(error);
         return outcome;
       }
-      // A super-packet is all or nothing: a sent message counts all of its datagrams.
-      MessageSlot* slots = builder_.slots();
-      for (int i = 0; i < sent; ++i) {
-        outcome.bytes += slots[i].msg_len;
-        outcome.datagrams += builder_.datagrams_in(static_cast<size_t>(i));
-      }
-      outcome.messages += static_cast<size_t>(sent);
-      next = outcome.datagrams;
-      // A short count means the next message failed or would block: the loop asks again from
-      // the first unsent datagram, and that call reports the error if there is one.
     }
     return outcome;
   }

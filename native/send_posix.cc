@@ -16,9 +16,12 @@ constexpr size_t kMessagesPerRound = 64;
 
 class SendmsgBackend final : public SendBackend {
  public:
+  // Error policy, as the sendmmsg back-end's: EINTR retried; a refused super-packet lowers the
+  // segmentation and goes again; with continue_on_error a destination's error is recorded for
+  // the message's datagrams and the loop goes on; anything else stops it at that message.
   SendOutcome Send(SocketHandle socket, const SendBatch& batch) override {
     SendOutcome outcome;
-    size_t next = 0;
+    size_t next = 0;  // the first datagram neither sent nor recorded as failed
     while (next < batch.datagram_count) {
       size_t message_count;
       try {
@@ -31,27 +34,34 @@ class SendmsgBackend final : public SendBackend {
       }
       MessageSlot* slots = builder_.slots();
       for (size_t m = 0; m < message_count; ++m) {
+        const uint32_t datagrams = builder_.datagrams_in(m);
         ssize_t sent;
         do {
           sent = sendmsg(socket, &slots[m].msg_hdr, 0);
           ++outcome.syscalls;
         } while (sent < 0 && errno == EINTR);
-        if (sent < 0) {
-          const int error = errno;
-          if (builder_.datagrams_in(m) > 1 && batch.segmentation != nullptr &&
-              LowerSegmentation(*batch.segmentation, error, builder_.datagrams_in(m),
-                                builder_.segment_bytes(m))) {
-            break;  // prepare again from the first unsent datagram with the lower limits
-          }
-          outcome.error = error;  // belongs to the first datagram of message m
-          outcome.syscall = "sendmsg";
-          return outcome;
+        if (sent >= 0) {
+          outcome.bytes += static_cast<uint64_t>(sent);
+          RecordSent(batch, next, datagrams, &outcome);
+          next += datagrams;
+          ++outcome.messages;
+          continue;
         }
-        outcome.bytes += static_cast<uint64_t>(sent);
-        outcome.datagrams += builder_.datagrams_in(m);
-        ++outcome.messages;
+        const int error = errno;
+        if (datagrams > 1 && batch.segmentation != nullptr &&
+            LowerSegmentation(*batch.segmentation, error, datagrams, builder_.segment_bytes(m))) {
+          break;  // prepare again from the first unsent datagram with the lower limits
+        }
+        if (batch.continue_on_error && IsDestinationError(error)) {
+          RecordFailed(batch, next, datagrams, error);
+          next += datagrams;
+          continue;
+        }
+        outcome.error = error;  // belongs to the first datagram of message m
+        outcome.syscall = "sendmsg";
+        outcome.would_block = IsWouldBlock(error);
+        return outcome;
       }
-      next = outcome.datagrams;
     }
     return outcome;
   }

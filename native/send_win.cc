@@ -5,13 +5,16 @@
 // form, with the levels and types of ws2ipdef.h.
 //
 // Error policy (as on Linux): stop at the first datagram the OS refuses, WSAEWOULDBLOCK
-// included, and report exactly what went out before it. A super-packet refused with WSAEINVAL
-// or WSAEOPNOTSUPP turns USO off for the socket and the same datagrams go out one by one.
+// included, and report exactly what went out before it; with continue_on_error an error that
+// belongs to the destination (IsDestinationError) is recorded for the message's datagrams and
+// the loop goes on. A super-packet refused with WSAEINVAL or WSAEOPNOTSUPP turns USO off for the
+// socket and the same datagrams go out one by one.
 #include <winsock2.h>
 #include <ws2tcpip.h>
 #include <mswsock.h>
 
 #include <cstring>
+#include <new>
 #include <vector>
 
 #include "send.h"
@@ -93,6 +96,29 @@ bool IsSegmentationRefusal(int error) {
   return error == WSAEINVAL || error == WSAEOPNOTSUPP;
 }
 
+bool IsWouldBlock(int error) { return error == WSAEWOULDBLOCK || error == WSAENOBUFS; }
+
+// The WSA equivalents of the POSIX list (messages_posix.h). Not WSAEINVAL: Windows reports it
+// for a malformed call or an unbound socket, and for USO refusals, not for a destination.
+bool IsDestinationError(int error) {
+  switch (error) {
+    case WSAEACCES:         // a broadcast address without SO_BROADCAST
+    case WSAENETUNREACH:
+    case WSAEHOSTUNREACH:
+    case WSAEHOSTDOWN:
+    case WSAENETDOWN:
+    case WSAECONNRESET:     // UDP: an earlier datagram drew an ICMP port unreachable
+    case WSAECONNREFUSED:
+    case WSAENETRESET:      // UDP: an ICMP time exceeded for an earlier datagram
+    case WSAEMSGSIZE:
+    case WSAEADDRNOTAVAIL:  // e.g. port 0 or the any address as a destination
+    case WSAEAFNOSUPPORT:
+      return true;
+    default:
+      return false;
+  }
+}
+
 class WsaSendMsgBackend final : public SendBackend {
  public:
   SendOutcome Send(SocketHandle socket, const SendBatch& batch) override {
@@ -111,31 +137,40 @@ class WsaSendMsgBackend final : public SendBackend {
     const uint32_t explicit_segment = batch.controls != nullptr ? batch.controls->segment_size : 0;
 
     WSAMSG message{};
-    if (batch.destination != nullptr) {
-      message.name = const_cast<sockaddr*>(
-          reinterpret_cast<const sockaddr*>(&batch.destination->storage));
-      message.namelen = batch.destination->length;
-    }
-    size_t next = 0;
+    size_t next = 0;  // the first datagram neither sent nor recorded as failed
     while (next < batch.datagram_count) {
       const uint32_t run = SegmentRunLength(batch, next, kMaxBuffersPerMessage);
+      // A run never spans a change of target: its first datagram's destination is the message's.
+      const SocketAddress* destination = batch.DestinationOf(next);
+      message.name = destination == nullptr
+                         ? nullptr
+                         : const_cast<sockaddr*>(
+                               reinterpret_cast<const sockaddr*>(&destination->storage));
+      message.namelen = destination == nullptr ? 0 : destination->length;
       // Gather the run's byte ranges.
       buffers_.clear();
       size_t message_length = 0;
       size_t segment_size = 0;
-      for (uint32_t i = 0; i < run; ++i) {
-        const DatagramSpan& span = batch.datagrams[next + i];
-        size_t length = 0;
-        for (uint32_t r = 0; r < span.range_count; ++r) {
-          const ByteRange& range = batch.ranges[span.first_range + r];
-          WSABUF buffer;
-          buffer.len = static_cast<ULONG>(range.length);
-          buffer.buf = reinterpret_cast<CHAR*>(const_cast<uint8_t*>(range.data));
-          buffers_.push_back(buffer);
-          length += range.length;
+      try {
+        for (uint32_t i = 0; i < run; ++i) {
+          const DatagramSpan& span = batch.datagrams[next + i];
+          size_t length = 0;
+          for (uint32_t r = 0; r < span.range_count; ++r) {
+            const ByteRange& range = batch.ranges[span.first_range + r];
+            WSABUF buffer;
+            buffer.len = static_cast<ULONG>(range.length);
+            buffer.buf = reinterpret_cast<CHAR*>(const_cast<uint8_t*>(range.data));
+            buffers_.push_back(buffer);
+            length += range.length;
+          }
+          if (i == 0) segment_size = length;
+          message_length += length;
         }
-        if (i == 0) segment_size = length;
-        message_length += length;
+      } catch (const std::bad_alloc&) {
+        // The WSABUF array grows with the largest message; what went out so far stays counted.
+        outcome.error = WSA_NOT_ENOUGH_MEMORY;
+        outcome.syscall = Name();
+        return outcome;
       }
       message.lpBuffers = buffers_.empty() ? nullptr : buffers_.data();
       message.dwBufferCount = static_cast<DWORD>(buffers_.size());
@@ -176,12 +211,18 @@ class WsaSendMsgBackend final : public SendBackend {
           batch.segmentation->max_segments = 0;
           continue;
         }
+        if (batch.continue_on_error && IsDestinationError(error)) {
+          RecordFailed(batch, next, run, error);
+          next += run;
+          continue;
+        }
         outcome.error = error;
         outcome.syscall = "WSASendMsg";
+        outcome.would_block = IsWouldBlock(error);
         return outcome;
       }
       // A super-packet is all or nothing: a sent message counts all of its datagrams.
-      outcome.datagrams += run;
+      RecordSent(batch, next, run, &outcome);
       outcome.bytes += sent;
       ++outcome.messages;
       next += run;

@@ -3,6 +3,9 @@
 // (address parsing, the pending queue, NTSTATUS mapping, typed errors) lives in TypeScript.
 // Methods return raw OS error codes and never throw for them; they throw TypeError/RangeError
 // only for malformed arguments, which the TypeScript layer never passes.
+//
+// The rooms: socket_methods.cc (the JavaScript methods and their result objects),
+// batch_reader.cc (reading a send's batch), poller.cc (uv_poll, callbacks, closing, teardown).
 #ifndef WSK_DGRAM_SOCKET_H_
 #define WSK_DGRAM_SOCKET_H_
 
@@ -10,10 +13,9 @@
 #include <uv.h>
 
 #include <memory>
-#include <unordered_map>
 #include <unordered_set>
-#include <vector>
 
+#include "batch_reader.h"
 #include "os_socket.h"
 #include "send.h"
 
@@ -25,22 +27,9 @@ class UdpSocket;
 // reused by every send, and the open sockets so that environment teardown can close them.
 struct EnvState {
   std::unique_ptr<SendBackend> backend = CreateSendBackend();
-  // Scratch of the current send, sized by what the call uses (its window), never by the length
-  // of the caller's arrays; released after a call that made it large (TrimScratch).
-  std::vector<ByteRange> ranges;
-  std::vector<DatagramSpan> spans;
-  std::vector<uint32_t> span_words;  // layout word where each datagram of `spans` starts
-  std::vector<uint32_t> layout_copy;  // the layout window of the current call, read once
-  // The buffer element each range (or, without a layout, each datagram) reads, fetched once.
-  std::vector<napi_value> values;
-  // Which buffer indices the current call has fetched: a dense table stamped with the call
-  // number while the indices stay near the number of ranges, a map for sparse ones.
-  std::vector<uint64_t> fetched_in;
-  std::vector<napi_value> fetched;
-  std::unordered_map<uint32_t, napi_value> fetched_sparse;
-  uint64_t call_number = 0;
-  bool sending = false;  // a send is reading its arguments or sending
-  void TrimScratch();
+  // Scratch of the current send (batch_reader.h), reused by every send of the environment.
+  BatchScratch batch;
+  bool sending = false;  // a send is reading its batch or sending
   std::unordered_set<UdpSocket*> open_sockets;
   // Environment teardown (napi async cleanup hook): poll handles still closing.
   bool tearing_down = false;
@@ -99,11 +88,6 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
 
   // Parses (ip, port, scopeId) at info[index..] for this socket's family; throws on bad input.
   SocketAddress AddressArgument(const Napi::CallbackInfo& info, size_t index);
-  // Reads the optional controls at info[index]; false when there are none. Throws on bad input.
-  bool ControlsArgument(const Napi::CallbackInfo& info, size_t index, SendControls* controls);
-  // Reads the datagrams [first, first + count) into state_->spans/ranges; throws on any
-  // out-of-bounds value.
-  void ReadBatch(const Napi::CallbackInfo& info);
   int UpdatePolling(Napi::Env env);
   void Invoke(const Napi::FunctionReference& callback, int status);
 
@@ -116,6 +100,7 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
   uint64_t total_messages_ = 0;
   uint64_t total_datagrams_ = 0;
   uint64_t total_bytes_ = 0;
+  uint64_t total_segments_ = 0;
   Poller* poller_ = nullptr;
   bool polling_ = false;
   bool want_writable_ = false;

@@ -9,8 +9,7 @@
  * test/unit/wsa.test.ts.
  *
  * {@link osErrorName} and {@link ntStatusFromOsError} are the platform-aware entry points the
- * rest of the library uses (errors.ts, send-messages.ts; send-queue.ts asks
- * {@link isWsaWouldBlock} on win32): on `win32` a raw code is first looked up here; elsewhere, and
+ * rest of the library uses (errors.ts, socket.ts, send-messages.ts): on `win32` a raw code is first looked up here; elsewhere, and
  * for the non-WSA codes of Windows (libuv codes, C runtime errno values), it is an errno and goes
  * to lib/wsk/ntstatus.ts unchanged.
  */
@@ -154,9 +153,4 @@ export function ntStatusFromOsError(code: number, platform: NodeJS.Platform = pr
     if (entry !== undefined) return entry.status;
   }
   return ntStatusFromErrnoNumber(code);
-}
-
-/** True when a raw code from a send means "the socket buffer is full" on win32. */
-export function isWsaWouldBlock(code: number): boolean {
-  return code === WSAEWOULDBLOCK || code === WSAENOBUFS;
 }

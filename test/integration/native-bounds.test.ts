@@ -2,47 +2,33 @@
  * The native layer checks every length, offset, index and count itself: the raw binding is
  * called with values the TypeScript layer would never pass. A bad call must throw a
  * TypeError/RangeError (made by the addon in another realm, so matched by `name`, never by
- * `instanceof`) and send nothing; a good one must send exactly the bytes its layout describes.
+ * `instanceof`) and send nothing; a good one must send exactly the bytes its batch describes.
  *
- * The native send is `send(buffers, layout, first, firstWord, count, address, port, scopeId,
- * segment, controls?)`: it sends datagrams [first, first + count) of the batch, a layout's
- * datagram `first` starting at word `firstWord`. `sendAll` below is the whole-batch form.
+ * The native send is `send(batch, first, count)` (lib/binding.ts): datagrams [first, first +
+ * count) of a NativeBatch (lib/batch.ts: buffers, ranges, spans, targets, destinations, ...).
+ * native-batch.test.ts walks the reader's checks one by one; this file holds the buffer kinds,
+ * the controls, views, a property test against an independent model, and getters.
  */
 import { execFile } from 'node:child_process';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import fc from 'fast-check';
+import type { NativeBatch, NativeSendResult } from '../../lib/batch';
 import { binding, type NativeControls, type NativeUdpSocket } from '../../lib/binding';
 import { openUdpSocketCount, openReceiver, patterned, type Receiver } from './receiver';
+import {
+  destinationRecord, ERROR_NAMES, expectNativeThrow, expectSameDatagrams, piecesBatch, rawBatch, RECORD_BYTES, v4,
+  wholeBatch,
+} from './raw-batch';
 
-const { EBADF } = os.constants.errno;
+const { EDESTADDRREQ } = os.constants.errno;
 const MAX_V4 = 65507;
-const MAX_V6 = 65527;
 const MAX_DATAGRAMS = 2 ** 20;
 const MAX_RANGES = 1024;
-const ERROR_NAMES = ['RangeError', 'TypeError'];
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-type SendArgs = Parameters<NativeUdpSocket['send']>;
-type SendReturn = ReturnType<NativeUdpSocket['send']>;
-
-/** The arguments of a whole-batch send: datagrams [0, count) from layout word 0, no GSO. */
-function all(
-  buffers: readonly unknown[] | unknown,
-  layout: unknown,
-  count: unknown,
-  address: unknown,
-  port: unknown,
-  scopeId: unknown = 0,
-  controls?: unknown,
-): SendArgs {
-  return [buffers, layout, 0, 0, count, address, port, scopeId, false, controls] as unknown as SendArgs;
-}
-
-function sendAll(native: NativeUdpSocket, ...args: Parameters<typeof all>): SendReturn {
-  return native.send(...all(...args));
-}
+type SendReturn = NativeSendResult;
 
 // ---------------------------------------------------------------------------------------------
 // Per-test resources, closed in afterEach even when the test fails.
@@ -77,42 +63,9 @@ async function receiverOf(type: 'udp4' | 'udp6' = 'udp4'): Promise<Receiver> {
   return receiver;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Helpers
-
-/** Calls `fn`, which must throw an error named RangeError or TypeError. */
-function expectNativeThrow(fn: () => unknown): Error {
-  let thrown: unknown;
-  let returned: unknown;
-  try {
-    returned = fn();
-  } catch (error) {
-    thrown = error;
-  }
-  if (thrown === undefined) {
-    throw new Error(`expected a RangeError or TypeError, but the call returned ${JSON.stringify(returned)}`);
-  }
-  const error = thrown as Error;
-  expect(ERROR_NAMES).toContain(error.name);
-  expect(typeof error.message).toBe('string');
-  expect(error.message.length).toBeGreaterThan(0);
-  return error;
-}
-
-function expectSameDatagrams(received: readonly Buffer[], expected: readonly Uint8Array[]): void {
-  expect(received.length).toBe(expected.length);
-  for (let i = 0; i < expected.length; i++) {
-    const want = Buffer.from(expected[i] as Uint8Array);
-    const got = received[i] as Buffer;
-    if (!want.equals(got)) {
-      throw new Error(`datagram ${i} differs: expected ${want.byteLength} B ${want.subarray(0, 16).toString('hex')}..., ` +
-        `got ${got.byteLength} B ${got.subarray(0, 16).toString('hex')}...`);
-    }
-  }
-}
-
-function words(...values: number[]): Uint32Array {
-  return Uint32Array.from(values);
+/** Whole buffers to 127.0.0.1:port, the whole window. */
+function sendAll(native: NativeUdpSocket, buffers: readonly Uint8Array[], port: number, controls?: NativeControls): SendReturn {
+  return native.send(wholeBatch(buffers, { destinations: [v4(port)], controls }), 0, buffers.length);
 }
 
 const MARKER = Uint8Array.from([0x4d, 0x41, 0x52, 0x4b, 0x45, 0x52]); // "MARKER"
@@ -123,10 +76,7 @@ const MARKER = Uint8Array.from([0x4d, 0x41, 0x52, 0x4b, 0x45, 0x52]); // "MARKER
  * would arrive first.
  */
 async function expectNothingBeforeMarker(native: NativeUdpSocket, receiver: Receiver): Promise<void> {
-  const address = receiver.address;
-  expect(sendAll(native, [MARKER], null, 1, address, receiver.port)).toMatchObject({
-    datagrams: 1, bytes: MARKER.byteLength, errno: 0,
-  });
+  expect(sendAll(native, [MARKER], receiver.port)).toMatchObject({ datagrams: 1, bytes: MARKER.byteLength, errno: 0 });
   await receiver.waitFor(1, 2000);
   await sleep(5);
   expectSameDatagrams(receiver.received, [MARKER]);
@@ -134,212 +84,60 @@ async function expectNothingBeforeMarker(native: NativeUdpSocket, receiver: Rece
 
 // ---------------------------------------------------------------------------------------------
 
-describe('native send refuses out-of-bounds arguments and sends nothing', () => {
+describe('native send refuses bad buffers and controls, and sends nothing', () => {
   const ten = (): Uint8Array => patterned(1, 10);
-  const L = '127.0.0.1';
-  // Each case: the send() arguments, given the receiver's port.
-  const cases: Array<[string, (port: number) => SendArgs]> = [
-    // Buffer indices
-    ['a layout naming a buffer index that does not exist', (p) => all([ten()], words(1, 1, 0, 1), 1, L, p)],
-    ['a buffer index of 0xFFFFFFFF', (p) => all([ten()], words(1, 0xffffffff, 0, 1), 1, L, p)],
-    ['an index into an empty buffers array', (p) => all([], words(1, 0, 0, 0), 1, L, p)],
-    // Offsets and lengths
-    ['offset > buffer length', (p) => all([ten()], words(1, 0, 11, 0), 1, L, p)],
-    ['offset + length one past the end', (p) => all([ten()], words(1, 0, 5, 6), 1, L, p)],
-    ['offset == length, length 1', (p) => all([ten()], words(1, 0, 10, 1), 1, L, p)],
-    ['offset 0xFFFFFFFF, length 2 (1 in 32-bit arithmetic)', (p) => all([ten()], words(1, 0, 0xffffffff, 2), 1, L, p)],
-    ['offset 8, length 0xFFFFFFF8 (0 in 32-bit arithmetic)', (p) => all([ten()], words(1, 0, 8, 0xfffffff8), 1, L, p)],
-    ['offset 2, length 0xFFFFFFFF', (p) => all([ten()], words(1, 0, 2, 0xffffffff), 1, L, p)],
-    ['a bad range after a good one in the same datagram', (p) =>
-      all([ten(), ten()], words(2, 0, 0, 10, 1, 9, 2), 1, L, p)],
-    ['a bad datagram after good ones', (p) => all([ten()], words(1, 0, 0, 10, 0, 1, 0, 3, 8), 3, L, p)],
-    // Layout shape
-    ['a layout truncated mid-triple', (p) => all([ten()], words(1, 0, 0), 1, L, p)],
-    ['a layout truncated in the second triple', (p) => all([ten()], words(2, 0, 0, 1, 0, 0), 1, L, p)],
-    ['a layout that ends before the last datagram', (p) => all([ten()], words(1, 0, 0, 1), 2, L, p)],
-    ['an empty layout for one datagram', (p) => all([ten()], new Uint32Array(0), 1, L, p)],
-    ['a range count of 0xFFFFFFFF', (p) => all([ten()], words(0xffffffff, 0, 0, 1), 1, L, p)],
-    ['1025 byte ranges in one datagram', (p) => {
-      const layout = new Uint32Array(1 + 3 * 1025);
-      layout[0] = 1025;
-      for (let r = 0; r < 1025; r++) layout.set([0, r, 1], 1 + 3 * r);
-      return all([patterned(2, 1025)], layout, 1, L, p);
-    }],
-    // Counts
-    ['count 2^20 + 1 (zero-length datagrams, the layout complete)', (p) =>
-      all([], new Uint32Array(MAX_DATAGRAMS + 1), MAX_DATAGRAMS + 1, L, p)],
-    ['count 0xFFFFFFFF', (p) => all([], new Uint32Array(4), 0xffffffff, L, p)],
-    ['count -1', (p) => all([ten()], null, -1, L, p)],
-    ['count 1.5', (p) => all([ten(), ten()], null, 1.5, L, p)],
-    ['count NaN', (p) => all([ten()], null, NaN, L, p)],
-    ['count as a string', (p) => all([ten()], null, '1', L, p)],
-    ['no layout, count > buffers.length', (p) => all([ten(), ten()], null, 3, L, p)],
-    ['no layout (undefined), count > buffers.length', (p) => all([ten()], undefined, 2, L, p)],
-    // The window: first, firstWord
-    ['no layout, first + count > buffers.length', (p) =>
-      [[ten(), ten()], null, 1, 0, 2, L, p, 0, false, undefined] as unknown as SendArgs],
-    ['no layout, first > buffers.length, count 0', (p) =>
-      [[ten(), ten()], null, 3, 0, 0, L, p, 0, false, undefined] as unknown as SendArgs],
-    ['no layout, first 0xFFFFFFFF, count 2 (first + count wraps in 32 bits)', (p) =>
-      [[ten(), ten()], null, 0xffffffff, 0, 2, L, p, 0, false, undefined] as unknown as SendArgs],
-    ['first -1', (p) => [[ten()], null, -1, 0, 1, L, p, 0, false, undefined] as unknown as SendArgs],
-    ['first 2^32', (p) => [[ten()], null, 2 ** 32, 0, 0, L, p, 0, false, undefined] as unknown as SendArgs],
-    ['firstWord past the end of the layout', (p) =>
-      [[ten()], words(1, 0, 0, 1), 0, 5, 0, L, p, 0, false, undefined] as unknown as SendArgs],
-    ['firstWord 0xFFFFFFFF', (p) =>
-      [[ten()], words(1, 0, 0, 1), 0, 0xffffffff, 1, L, p, 0, false, undefined] as unknown as SendArgs],
-    ['firstWord -1', (p) => [[ten()], words(1, 0, 0, 1), 0, -1, 1, L, p, 0, false, undefined] as unknown as SendArgs],
-    ['firstWord at the end of the layout, count 1', (p) =>
-      [[ten()], words(1, 0, 0, 1), 0, 4, 1, L, p, 0, false, undefined] as unknown as SendArgs],
-    ['firstWord in the middle of a triple that then reads out of bounds', (p) =>
-      // From word 2 the range count reads 5, but only 2 words follow.
-      [[ten()], words(1, 0, 5, 0, 0), 0, 2, 1, L, p, 0, false, undefined] as unknown as SendArgs],
-    // Argument types
-    ['buffers not an array (a Uint8Array)', (p) => all(ten(), null, 1, L, p)],
-    ['buffers null', (p) => all(null, null, 0, L, p)],
-    ['layout as an Int32Array', (p) => all([ten()], Int32Array.from([1, 0, 0, 4]), 1, L, p)],
-    ['layout as a Float64Array', (p) => all([ten()], Float64Array.from([1, 0, 0, 4]), 1, L, p)],
-    ['layout as a plain array', (p) => all([ten()], [1, 0, 0, 4], 1, L, p)],
-    ['layout as a Uint8Array', (p) => all([ten()], Uint8Array.from([1, 0, 0, 4]), 1, L, p)],
-    // Payload limits
-    ['a datagram of 65508 bytes assembled from two ranges', (p) =>
-      all([patterned(3, 40000), patterned(4, 40000)], words(2, 0, 0, 40000, 1, 0, MAX_V4 + 1 - 40000), 1, L, p)],
-    ['a datagram of 65508 bytes assembled from 1024 ranges over one buffer', (p) => {
-      const layout = new Uint32Array(1 + 3 * 1024);
-      layout[0] = 1024;
-      for (let r = 0; r < 1024; r++) layout.set([0, 0, r < 1023 ? 64 : MAX_V4 + 1 - 64 * 1023], 1 + 3 * r);
-      return all([patterned(5, 2000)], layout, 1, L, p);
-    }],
-    ['a 65508-byte buffer without a layout', (p) => all([new Uint8Array(MAX_V4 + 1)], null, 1, L, p)],
-    // Destination
-    ['an IPv6 address on an IPv4 socket', (p) => all([ten()], null, 1, '::1', p)],
-    ['a host name', (p) => all([ten()], null, 1, 'localhost', p)],
-    ['an empty address', (p) => all([ten()], null, 1, '', p)],
-    ['a short-hand IPv4 address', (p) => all([ten()], null, 1, '127.1', p)],
-    ['an address with a space', (p) => all([ten()], null, 1, ' 127.0.0.1', p)],
-    ['an address of 200 characters', (p) => all([ten()], null, 1, '1'.repeat(200), p)],
-    ['an address that is a number', (p) => all([ten()], null, 1, 0x7f000001, p)],
-    // C strings stop at a NUL: "127.0.0.1\0junk" is not an IP literal and must not become one.
-    ['an address with an embedded NUL ("127.0.0.1\\0junk")', (p) => all([ten()], null, 1, '127.0.0.1\0junk', p)],
-    ['an address with a trailing NUL', (p) => all([ten()], null, 1, '127.0.0.1\0', p)],
-    ['port 70000', () => all([ten()], null, 1, L, 70000)],
-    ['port 65536', () => all([ten()], null, 1, L, 65536)],
-    ['port -1', () => all([ten()], null, 1, L, -1)],
-    ['port 1.5', () => all([ten()], null, 1, L, 1.5)],
-    ['port NaN', () => all([ten()], null, 1, L, NaN)],
-    ['port as a string', (p) => all([ten()], null, 1, L, String(p))],
-    ['scopeId -1', (p) => all([ten()], null, 1, L, p, -1)],
-    ['scopeId 2^32', (p) => all([ten()], null, 1, L, p, 2 ** 32)],
-    // Controls
-    ['controls that are a number', (p) => all([ten()], null, 1, L, p, 0, 5)],
-    ['controls.tos 256', (p) => all([ten()], null, 1, L, p, 0, { tos: 256 })],
-    ['controls.tos -1', (p) => all([ten()], null, 1, L, p, 0, { tos: -1 })],
-    ['controls.tos as a string', (p) => all([ten()], null, 1, L, p, 0, { tos: '1' })],
-    ['controls.ttl 0', (p) => all([ten()], null, 1, L, p, 0, { ttl: 0 })],
-    ['controls.ttl 256', (p) => all([ten()], null, 1, L, p, 0, { ttl: 256 })],
-    ['controls.ttl 1.5', (p) => all([ten()], null, 1, L, p, 0, { ttl: 1.5 })],
-    ['controls.interfaceIndex -1', (p) => all([ten()], null, 1, L, p, 0, { interfaceIndex: -1 })],
-    ['controls.interfaceIndex 2^32', (p) => all([ten()], null, 1, L, p, 0, { interfaceIndex: 2 ** 32 })],
-    ['controls.segmentSize 0', (p) => all([ten()], null, 1, L, p, 0, { segmentSize: 0 })],
-    ['controls.segmentSize 65528', (p) => all([ten()], null, 1, L, p, 0, { segmentSize: MAX_V6 + 1 })],
-    ['controls.sourceAddress of the other family', (p) => all([ten()], null, 1, L, p, 0, { sourceAddress: '::1' })],
-    ['controls.sourceAddress that is not an IP literal', (p) =>
-      all([ten()], null, 1, L, p, 0, { sourceAddress: 'localhost' })],
-    ['controls.sourceAddress that is a number', (p) => all([ten()], null, 1, L, p, 0, { sourceAddress: 1 })],
-    ['controls.sourceAddress with an embedded NUL', (p) =>
-      all([ten()], null, 1, L, p, 0, { sourceAddress: '127.0.0.1\0junk' })],
+  // Each case: the batch (one datagram to the receiver), given the receiver's port.
+  const withControls = (port: number, controls: unknown): NativeBatch =>
+    rawBatch({ ...wholeBatch([ten()], { destinations: [v4(port)] }), controls });
+  const cases: Array<[string, (port: number) => NativeBatch]> = [
+    ['controls that are a number', (p) => withControls(p, 5)],
+    ['controls that are a string', (p) => withControls(p, 'tos')],
+    ['controls.tos 256', (p) => withControls(p, { tos: 256 })],
+    ['controls.tos -1', (p) => withControls(p, { tos: -1 })],
+    ['controls.tos as a string', (p) => withControls(p, { tos: '1' })],
+    ['controls.ttl 0', (p) => withControls(p, { ttl: 0 })],
+    ['controls.ttl 256', (p) => withControls(p, { ttl: 256 })],
+    ['controls.ttl 1.5', (p) => withControls(p, { ttl: 1.5 })],
+    ['controls.interfaceIndex -1', (p) => withControls(p, { interfaceIndex: -1 })],
+    ['controls.interfaceIndex 2^32', (p) => withControls(p, { interfaceIndex: 2 ** 32 })],
+    ['controls.segmentSize 0', (p) => withControls(p, { segmentSize: 0 })],
+    ['controls.segmentSize 65528', (p) => withControls(p, { segmentSize: 65528 })],
+    ['controls.segmentSize NaN', (p) => withControls(p, { segmentSize: NaN })],
+    ['controls.sourceAddress of the other family', (p) => withControls(p, { sourceAddress: '::1' })],
+    ['controls.sourceAddress that is not an IP literal', (p) => withControls(p, { sourceAddress: 'localhost' })],
+    ['controls.sourceAddress that is a number', (p) => withControls(p, { sourceAddress: 1 })],
+    ['controls.sourceAddress with an embedded NUL', (p) => withControls(p, { sourceAddress: '127.0.0.1\0junk' })],
+    ['controls.sourceAddress of 200 characters', (p) => withControls(p, { sourceAddress: '1'.repeat(200) })],
   ];
 
-  test.each(cases)('%s', async (_name, makeArgs) => {
+  test.each(cases)('%s', async (_name, makeBatch) => {
     const receiver = await receiverOf('udp4');
     const native = openNative(4);
-    expectNativeThrow(() => native.send(...makeArgs(receiver.port)));
+    expectNativeThrow(() => native.send(makeBatch(receiver.port), 0, 1));
     await expectNothingBeforeMarker(native, receiver);
   });
 
   const notUint8: Array<[string, unknown]> = [
     ['a Uint16Array', new Uint16Array(5)],
     ['a Uint8ClampedArray', new Uint8ClampedArray(10)],
+    ['an Int8Array', new Int8Array(10)],
     ['a DataView', new DataView(new ArrayBuffer(10))],
     ['an ArrayBuffer', new ArrayBuffer(10)],
     ['a string', 'abcdefghij'],
     ['a number', 10],
     ['null', null],
     ['an array of bytes', [1, 2, 3]],
+    ['an object with a Uint8Array prototype', Object.create(Uint8Array.prototype) as unknown],
   ];
 
-  test.each(notUint8)('a buffer that is %s is refused, with and without a layout', async (_name, value) => {
+  test.each(notUint8)('a buffer that is %s is refused, alone and after a good datagram', async (_name, value) => {
     const receiver = await receiverOf('udp4');
     const native = openNative(4);
     const good = patterned(1, 10);
-    expectNativeThrow(() => sendAll(native, [good, value], null, 2, '127.0.0.1', receiver.port));
-    expectNativeThrow(() => sendAll(native, [good, value], words(1, 0, 0, 10, 1, 1, 0, 2), 2, '127.0.0.1',
-      receiver.port));
+    const to = { destinations: [v4(receiver.port)] };
+    expectNativeThrow(() => native.send(piecesBatch([good, value], [[[0, 0, 10]], [[1, 0, 1]]], to), 0, 2));
+    expectNativeThrow(() => native.send(piecesBatch([good, value], [[[0, 0, 10], [1, 0, 0]]], to), 0, 1));
     await expectNothingBeforeMarker(native, receiver);
-  });
-
-  test('an IPv4 address on an IPv6 socket, and 65528 bytes over IPv6, are refused; 65527 goes out', async () => {
-    const receiver = await receiverOf('udp6');
-    const native = openNative(6);
-    const a = patterned(2, 40000);
-    const b = patterned(3, 40000);
-    expectNativeThrow(() => sendAll(native, [patterned(1, 10)], null, 1, '127.0.0.1', receiver.port));
-    expectNativeThrow(() => sendAll(native, [a, b], words(2, 0, 0, 40000, 1, 0, MAX_V6 + 1 - 40000), 1, '::1',
-      receiver.port));
-    expectNativeThrow(() => sendAll(native, [a], null, 1, '::1', receiver.port, 0, { sourceAddress: '127.0.0.1' }));
-    const result = sendAll(native, [a, b], words(2, 0, 0, 40000, 1, 0, MAX_V6 - 40000), 1, '::1', receiver.port);
-    expect(result).toMatchObject({ datagrams: 1, bytes: MAX_V6, errno: 0 });
-    expectSameDatagrams(await receiver.waitFor(1, 2000), [Buffer.concat([a, b.subarray(0, MAX_V6 - 40000)])]);
-  });
-});
-
-describe('native send at the limits sends exactly the described bytes', () => {
-  test('1024 ranges in one datagram, and 65507 bytes from two ranges', async () => {
-    const receiver = await receiverOf('udp4');
-    const native = openNative(4);
-    const source = patterned(6, 1024);
-    const layout = new Uint32Array(1 + 3 * 1024);
-    layout[0] = 1024;
-    // Range r is byte 1023 - r: the datagram is the source reversed.
-    for (let r = 0; r < 1024; r++) layout.set([0, 1023 - r, 1], 1 + 3 * r);
-    expect(sendAll(native, [source], layout, 1, '127.0.0.1', receiver.port))
-      .toMatchObject({ datagrams: 1, bytes: 1024, errno: 0 });
-
-    const a = patterned(7, 40000);
-    const b = patterned(8, 40000);
-    expect(sendAll(native, [a, b], words(2, 1, 5, 40000 - 5, 0, 0, MAX_V4 - 39995), 1, '127.0.0.1', receiver.port))
-      .toMatchObject({ datagrams: 1, bytes: MAX_V4, errno: 0 });
-
-    const reversed = Uint8Array.from(source).reverse();
-    expectSameDatagrams(await receiver.waitFor(2, 2000),
-      [reversed, Buffer.concat([b.subarray(5), a.subarray(0, MAX_V4 - 39995)])]);
-  });
-
-  test('a window reads only its datagrams: words after it and buffers outside it are not sent', async () => {
-    const receiver = await receiverOf('udp4');
-    const native = openNative(4);
-    const bufs = [patterned(10, 5), patterned(11, 6), patterned(12, 7), patterned(13, 8)];
-    // No layout: datagrams [1, 3) are bufs[1] and bufs[2].
-    expect(native.send(bufs, null, 1, 0, 2, '127.0.0.1', receiver.port, 0, false))
-      .toMatchObject({ datagrams: 2, bytes: 13, errno: 0 });
-    // A layout of three datagrams; send datagram 1 only, which starts at word 4.
-    const layout = words(1, 0, 0, 5, 2, 1, 1, 5, 3, 0, 8, 1, 2, 0, 7);
-    const result = native.send(bufs, layout, 1, 4, 1, '127.0.0.1', receiver.port, 0, false);
-    expect(result).toMatchObject({ datagrams: 1, bytes: 13, errno: 0 });
-    expect(result.word).toBe(11); // where datagram 2 starts
-    // Words after the last datagram of a whole-batch send are not read either.
-    const extra = sendAll(native, [bufs[0]], words(1, 0, 1, 3, 0xffffffff, 7), 1, '127.0.0.1', receiver.port);
-    expect(extra).toMatchObject({ datagrams: 1, bytes: 3, errno: 0 });
-    expect(extra.word).toBe(4);
-    // No layout and count < buffers.length: the first `count` buffers.
-    expect(sendAll(native, bufs, null, 1, '127.0.0.1', receiver.port)).toMatchObject({ datagrams: 1, bytes: 5 });
-    const [b0, b1, b2, b3] = bufs as [Uint8Array, Uint8Array, Uint8Array, Uint8Array];
-    expectSameDatagrams(await receiver.waitFor(5, 2000), [
-      b1, b2,
-      Buffer.concat([b1.subarray(1, 6), b3]),
-      b0.subarray(1, 4),
-      b0,
-    ]);
   });
 });
 
@@ -361,7 +159,7 @@ describe('a subarray view is bounded by the view, not by its ArrayBuffer', () =>
     const native = openNative(4);
     const { part } = view();
     expect(part.byteOffset).toBe(100);
-    expectNativeThrow(() => sendAll(native, [part], words(1, 0, offset, length), 1, '127.0.0.1', receiver.port));
+    expectNativeThrow(() => native.send(piecesBatch([part], [[[0, offset, length]]], { destinations: [v4(receiver.port)] }), 0, 1));
     await expectNothingBeforeMarker(native, receiver);
   });
 
@@ -369,20 +167,19 @@ describe('a subarray view is bounded by the view, not by its ArrayBuffer', () =>
     const receiver = await receiverOf('udp4');
     const native = openNative(4);
     const small = Buffer.from('abc');
-    expectNativeThrow(() => sendAll(native, [small], words(1, 0, 0, 4), 1, '127.0.0.1', receiver.port));
-    expectNativeThrow(() => sendAll(native, [small], words(1, 0, 3, 200), 1, '127.0.0.1', receiver.port));
+    const to = { destinations: [v4(receiver.port)] };
+    expectNativeThrow(() => native.send(piecesBatch([small], [[[0, 0, 4]]], to), 0, 1));
+    expectNativeThrow(() => native.send(piecesBatch([small], [[[0, 3, 200]]], to), 0, 1));
     await expectNothingBeforeMarker(native, receiver);
   });
 
-  test('a valid layout sends the bytes of the view (byteOffset honoured)', async () => {
+  test('a valid batch sends the bytes of the view (byteOffset honoured)', async () => {
     const receiver = await receiverOf('udp4');
     const native = openNative(4);
     const { backing, part } = view();
-    const result = sendAll(native, [part, part], words(1, 0, 10, 20, 2, 1, 95, 5, 0, 0, 3), 2, '127.0.0.1',
-      receiver.port);
-    expect(result).toMatchObject({ datagrams: 2, bytes: 28, errno: 0 });
-    expect(sendAll(native, [part], null, 1, '127.0.0.1', receiver.port))
-      .toMatchObject({ datagrams: 1, bytes: 100, errno: 0 });
+    const batch = piecesBatch([part, part], [[[0, 10, 20]], [[1, 95, 5], [0, 0, 3]]], { destinations: [v4(receiver.port)] });
+    expect(native.send(batch, 0, 2)).toMatchObject({ datagrams: 2, bytes: 28, errno: 0 });
+    expect(sendAll(native, [part], receiver.port)).toMatchObject({ datagrams: 1, bytes: 100, errno: 0 });
     // Expected bytes from the backing buffer, the view's offset added by hand.
     expectSameDatagrams(await receiver.waitFor(3, 2000), [
       backing.slice(110, 130),
@@ -393,68 +190,168 @@ describe('a subarray view is bounded by the view, not by its ArrayBuffer', () =>
 });
 
 // ---------------------------------------------------------------------------------------------
-// Property: random buffers, layout words and window arguments. An independent model of the
-// documented layout (lib/transport.ts BatchLayout, lib/binding.ts send) says which calls are
-// valid and what they send; the native call must agree.
+// Property: random buffers, ranges, spans, targets, destination tables and windows. An
+// independent model of the documented batch (lib/batch.ts NativeBatch, lib/binding.ts send)
+// says which calls are valid and what each receiver gets; the native call must agree.
 
-type Model = { ok: true; datagrams: Uint8Array[]; bytes: number; word: number } | { ok: false };
+const RECEIVERS = 3;
+type RecordSpec = { rx: number; corrupt: 'none' | 'family' | 'port' | 'reserved' | 'scope' };
 
-function model(buffers: readonly Uint8Array[], layout: Uint32Array | null, first: number, firstWord: number,
-  count: number): Model {
-  const isU32 = (n: number): boolean => Number.isInteger(n) && n >= 0 && n <= 0xffffffff;
-  if (!isU32(first) || !isU32(firstWord) || !Number.isInteger(count) || count < 0 || count > MAX_DATAGRAMS) {
-    return { ok: false };
+interface CaseInput {
+  /** Fold every index, offset, length, span and target into range (mostly valid batches). */
+  coherent: boolean;
+  /** With `coherent`: ranges no span names hold garbage (the reader must not look at them). */
+  garble: boolean;
+  buffers: Uint8Array[];
+  ranges: Array<[number, number, number]>;
+  rangesExtra: number;
+  spans: Array<[number, number]>;
+  spansExtra: boolean;
+  targets: number[] | null;
+  table: RecordSpec[] | null;
+  first: number;
+  countDelta: number;
+  segment: boolean;
+  continueOnError: boolean;
+}
+
+type Model =
+  | { ok: true; datagrams: number; bytes: number; errno: number; arrivals: Uint8Array[][] }
+  | { ok: false; why: string };
+
+const isU32 = (n: number): boolean => Number.isInteger(n) && n >= 0 && n <= 0xffffffff;
+
+/** The batch of a case, given the receivers' ports. */
+function buildBatch(c: CaseInput, ports: readonly number[]): { batch: NativeBatch; count: number } {
+  if (c.coherent) c = foldIntoRange(c);
+  const ranges = c.ranges.flat();
+  for (let i = 0; i < c.rangesExtra; i++) ranges.push(7);
+  const spans = c.spans.flat();
+  if (c.spansExtra) spans.push(0);
+  let destinations: Uint8Array | null = null;
+  if (c.table !== null) {
+    destinations = new Uint8Array(c.table.length * RECORD_BYTES);
+    c.table.forEach((spec, i) => {
+      const record = destinationRecord(v4(ports[spec.rx % ports.length]!));
+      if (spec.corrupt === 'family') record[0] = 6;
+      if (spec.corrupt === 'port') record.fill(0, 2, 4);
+      if (spec.corrupt === 'reserved') record[1] = 0x80;
+      if (spec.corrupt === 'scope') record[4] = 1;
+      destinations!.set(record, i * RECORD_BYTES);
+    });
   }
-  if (layout === null) {
-    if (first + count > buffers.length) return { ok: false };
-    const window = buffers.slice(first, first + count);
-    if (window.some((b) => b.byteLength > MAX_V4)) return { ok: false };
-    return {
-      ok: true,
-      datagrams: window.map((b) => Uint8Array.from(b)),
-      bytes: window.reduce((sum, b) => sum + b.byteLength, 0),
-      word: 0,
-    };
+  const windowLength = Math.max(0, c.spans.length - (isU32(c.first) ? c.first : 0));
+  const count = Number.isInteger(c.countDelta) && Math.abs(c.countDelta) <= 2 ? windowLength + c.countDelta : c.countDelta;
+  return {
+    batch: rawBatch({
+      buffers: c.buffers, ranges: Uint32Array.from(ranges), spans: Uint32Array.from(spans),
+      targets: c.targets === null ? null : Uint32Array.from(c.targets), destinations,
+      segment: c.segment, continueOnError: c.continueOnError,
+    }),
+    count,
+  };
+}
+
+/** `c` with its words folded into what its buffers, ranges and table hold. */
+function foldIntoRange(c: CaseInput): CaseInput {
+  const ranges = c.ranges.map(([index, offset, length]): [number, number, number] => {
+    const buffer = index % c.buffers.length;
+    const size = c.buffers[buffer]!.byteLength;
+    const start = offset % (size + 1);
+    return [buffer, start, Math.min(length % (size - start + 1), 64)];
+  });
+  const spans = c.spans.map(([first, count]): [number, number] => {
+    const start = first % (ranges.length + 1);
+    return [start, count % (ranges.length - start + 1)];
+  });
+  if (c.garble) {
+    const named = new Set(spans.flatMap(([start, count]) => Array.from({ length: count }, (_, k) => start + k)));
+    ranges.forEach((range, r) => {
+      if (!named.has(r)) range.splice(0, 3, 0xffffffff, 0xfffffff0, 0xffff);
+    });
   }
-  const w = Array.from(layout);
-  if (firstWord > w.length) return { ok: false };
-  let cursor = firstWord;
+  const records = c.table?.length ?? 0;
+  const targets = c.targets === null || records === 0 ? c.targets
+    : [...spans.map((_, i) => (c.targets![i] ?? i) % records)];
+  return { ...c, ranges, spans, targets };
+}
+
+/** What the documented checks say about `send(batch, first, count)`, and what must arrive where. */
+function model(c: CaseInput, batch: NativeBatch, count: number): Model {
+  const refuse = (why: string): Model => ({ ok: false, why });
+  const { first } = c;
+  if (!isU32(first)) return refuse('first is not a uint32');
+  if (!Number.isInteger(count) || count < 0 || count > MAX_DATAGRAMS) return refuse('count out of range');
+  if (batch.ranges.length % 3 !== 0) return refuse('ranges not in triples');
+  if (batch.spans.length % 2 !== 0) return refuse('spans not in pairs');
+  const datagramTotal = batch.spans.length / 2;
+  const rangeTotal = batch.ranges.length / 3;
+  if (first + count > datagramTotal) return refuse('window past the spans');
+  const table = batch.destinations;
+  const records = table === null ? 0 : table.length / RECORD_BYTES;
+  if (batch.targets !== null) {
+    if (table === null) return refuse('targets without destinations');
+    if (first + count > batch.targets.length) return refuse('targets shorter than the window');
+  }
+  if (table !== null && batch.targets === null && records === 0) return refuse('empty table, no targets');
+  const arrivals: Uint8Array[][] = Array.from({ length: RECEIVERS }, () => []);
+  const plan: Array<{ rx: number; bytes: Uint8Array }> = [];
   let bytes = 0;
-  const datagrams: Uint8Array[] = [];
-  for (let d = 0; d < count; d++) {
-    if (cursor >= w.length) return { ok: false };
-    const n = w[cursor++] as number;
-    if (n > MAX_RANGES || cursor + 3 * n > w.length) return { ok: false };
+  for (let d = first; d < first + count; d++) {
+    const firstRange = batch.spans[2 * d]!;
+    const rangeCount = batch.spans[2 * d + 1]!;
+    if (rangeCount > MAX_RANGES) return refuse('more than 1024 ranges');
+    if (firstRange + rangeCount > rangeTotal) return refuse('span past the ranges');
     const pieces: number[] = [];
-    for (let r = 0; r < n; r++) {
-      const index = w[cursor] as number;
-      const offset = w[cursor + 1] as number;
-      const length = w[cursor + 2] as number;
-      cursor += 3;
-      const buffer = buffers[index];
-      if (buffer === undefined) return { ok: false };
-      if (offset + length > buffer.byteLength) return { ok: false }; // exact: doubles, not uint32
-      for (let i = offset; i < offset + length; i++) pieces.push(buffer[i] as number);
-      if (pieces.length > MAX_V4) return { ok: false };
+    for (let r = firstRange; r < firstRange + rangeCount; r++) {
+      const buffer = batch.buffers[batch.ranges[3 * r]!];
+      if (buffer === undefined) return refuse('range names a buffer that does not exist');
+      const offset = batch.ranges[3 * r + 1]!;
+      const length = batch.ranges[3 * r + 2]!;
+      if (offset + length > buffer.byteLength) return refuse('range outside its buffer'); // exact: doubles
+      for (let i = offset; i < offset + length && pieces.length <= MAX_V4; i++) pieces.push(buffer[i]!);
     }
+    if (pieces.length > MAX_V4) return refuse('datagram over the UDP payload');
+    let rx = -1;
+    if (table !== null) {
+      const record = batch.targets === null ? 0 : batch.targets[d]!;
+      if (record >= records) return refuse('target outside the table');
+      const spec = c.table![record]!;
+      if (spec.corrupt !== 'none') return refuse(`record ${record}: ${spec.corrupt}`);
+      rx = spec.rx % RECEIVERS;
+    }
+    plan.push({ rx, bytes: Uint8Array.from(pieces) });
     bytes += pieces.length;
-    datagrams.push(Uint8Array.from(pieces));
   }
-  return { ok: true, datagrams, bytes, word: cursor };
+  // Valid. Without a table the unconnected socket has nowhere to send: EDESTADDRREQ stops the
+  // send at its first datagram.
+  if (table === null && count > 0) return { ok: true, datagrams: 0, bytes: 0, errno: EDESTADDRREQ, arrivals };
+  for (const p of plan) arrivals[p.rx]!.push(p.bytes);
+  return { ok: true, datagrams: count, bytes, errno: 0, arrivals };
 }
 
 describe('model self-check', () => {
-  test('the model reads layouts as documented', () => {
+  test('the model reads batches as documented', () => {
     const a = Uint8Array.from([1, 2, 3, 4]);
     const b = Uint8Array.from([9, 8]);
-    expect(model([a, b], words(2, 1, 1, 1, 0, 0, 2, 0), 0, 0, 2))
-      .toEqual({ ok: true, bytes: 3, word: 8, datagrams: [Uint8Array.from([8, 1, 2]), new Uint8Array(0)] });
-    expect(model([a, b], words(2, 1, 1, 1, 0, 0, 2, 1, 1, 0, 2), 0, 7, 1))
-      .toEqual({ ok: true, bytes: 2, word: 11, datagrams: [Uint8Array.from([9, 8])] });
-    expect(model([a], words(1, 0, 3, 2), 0, 0, 1)).toEqual({ ok: false });
-    expect(model([a], words(1, 0, 0, 1), 0, 5, 0)).toEqual({ ok: false });
-    expect(model([a, b], null, 1, 0, 1)).toEqual({ ok: true, bytes: 2, word: 0, datagrams: [b] });
-    expect(model([a, b], null, 1, 0, 2)).toEqual({ ok: false });
+    const base: CaseInput = {
+      coherent: false, garble: false, buffers: [a, b], ranges: [[1, 1, 1], [0, 0, 2], [5, 0, 0]], rangesExtra: 0, spans: [[0, 2], [2, 0], [2, 1]],
+      spansExtra: false, targets: null, table: [{ rx: 1, corrupt: 'none' }], first: 0, countDelta: -1,
+      segment: false, continueOnError: false,
+    };
+    const ports = [1, 2, 3];
+    const check = (c: CaseInput): Model => {
+      const { batch, count } = buildBatch(c, ports);
+      return model(c, batch, count);
+    };
+    expect(check(base)).toEqual({ ok: true, datagrams: 2, bytes: 3, errno: 0,
+      arrivals: [[], [Uint8Array.from([8, 1, 2]), new Uint8Array(0)], []] });
+    expect(check({ ...base, countDelta: 0 })).toEqual({ ok: false, why: 'range names a buffer that does not exist' });
+    expect(check({ ...base, first: 1, countDelta: -1 })).toMatchObject({ ok: true, datagrams: 1, bytes: 0 });
+    expect(check({ ...base, table: null })).toMatchObject({ ok: true, datagrams: 0, errno: EDESTADDRREQ });
+    expect(check({ ...base, targets: [0, 1, 0] })).toEqual({ ok: false, why: 'target outside the table' });
+    expect(check({ ...base, table: [{ rx: 0, corrupt: 'port' }] })).toEqual({ ok: false, why: 'record 0: port' });
+    expect(check({ ...base, rangesExtra: 1 })).toEqual({ ok: false, why: 'ranges not in triples' });
   });
 });
 
@@ -482,102 +379,70 @@ const rangeArb: fc.Arbitrary<[number, number, number]> = fc.oneof(
   { weight: 1, arbitrary: fc.tuple(smallWord(4), fc.integer({ min: 1, max: 24 }), fc.integer({ min: 0, max: 24 }))
     .map(([index, back, wrapped]): [number, number, number] => [index, 0x100000000 - back, back + wrapped]) },
 );
-const datagramArb = fc.record({
-  ranges: fc.array(rangeArb, { maxLength: 4 }),
-  // Usually the true range count, sometimes a lie.
-  countLie: fc.option(smallWord(6), { freq: 15 }),
-});
-const offsetArb = fc.oneof(
-  { weight: 10, arbitrary: fc.constant(0) },
-  { weight: 3, arbitrary: fc.integer({ min: 0, max: 6 }) },
-  { weight: 1, arbitrary: fc.constantFrom(0xffffffff, 2 ** 32, -1, 0.5) },
+const spanArb: fc.Arbitrary<[number, number]> = fc.tuple(
+  fc.oneof({ weight: 12, arbitrary: fc.integer({ min: 0, max: 8 }) }, { weight: 1, arbitrary: u32Special }),
+  fc.oneof({ weight: 12, arbitrary: fc.integer({ min: 0, max: 3 }) }, { weight: 1, arbitrary: fc.constantFrom(1024, 1025, 0xffffffff) }),
 );
-const caseArb = fc.record({
+const recordArb: fc.Arbitrary<RecordSpec> = fc.record({
+  rx: fc.integer({ min: 0, max: RECEIVERS - 1 }),
+  corrupt: fc.oneof(
+    { weight: 20, arbitrary: fc.constant('none' as const) },
+    { weight: 1, arbitrary: fc.constantFrom('family' as const, 'port' as const, 'reserved' as const, 'scope' as const) },
+  ),
+});
+const caseArb: fc.Arbitrary<CaseInput> = fc.record({
+  coherent: fc.oneof({ weight: 2, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
+  garble: fc.boolean(),
   buffers: fc.array(fc.oneof(
     { weight: 10, arbitrary: fc.uint8Array({ maxLength: 48 }) },
     { weight: 1, arbitrary: fc.constant(BIG) },
   ), { minLength: 1, maxLength: 4 }),
-  nullLayout: fc.integer({ min: 0, max: 5 }).map((n) => n === 0),
-  datagrams: fc.array(datagramArb, { maxLength: 5 }),
-  // Layout words before the window: the window starts at firstWord.
-  prefix: fc.oneof(
-    { weight: 8, arbitrary: fc.constant([] as number[]) },
-    { weight: 2, arbitrary: fc.array(smallWord(4), { minLength: 1, maxLength: 5 }) },
+  ranges: fc.array(rangeArb, { maxLength: 8 }),
+  rangesExtra: fc.oneof({ weight: 20, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 2 }) }),
+  spans: fc.array(spanArb, { maxLength: 5 }),
+  spansExtra: fc.oneof({ weight: 20, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
+  targets: fc.oneof(
+    { weight: 3, arbitrary: fc.constant(null) },
+    { weight: 4, arbitrary: fc.array(fc.oneof({ weight: 16, arbitrary: fc.integer({ min: 0, max: 2 }) },
+      { weight: 1, arbitrary: u32Special }), { maxLength: 6 }) },
   ),
-  tamper: fc.oneof(
-    { weight: 12, arbitrary: fc.constant({ kind: 'none' as const, n: 0 }) },
-    { weight: 1, arbitrary: fc.record({ kind: fc.constant('truncate' as const), n: fc.integer({ min: 1, max: 4 }) }) },
-    { weight: 1, arbitrary: fc.record({ kind: fc.constant('append' as const), n: fc.integer({ min: 0, max: 0xffffffff }) }) },
+  table: fc.oneof(
+    { weight: 12, arbitrary: fc.array(recordArb, { minLength: 1, maxLength: 3 }) },
+    { weight: 1, arbitrary: fc.constant([] as RecordSpec[]) },
+    { weight: 1, arbitrary: fc.constant(null) },
+  ),
+  first: fc.oneof(
+    { weight: 10, arbitrary: fc.constant(0) },
+    { weight: 3, arbitrary: fc.integer({ min: 0, max: 6 }) },
+    { weight: 1, arbitrary: fc.constantFrom(0xffffffff, 2 ** 32, -1, 0.5) },
   ),
   countDelta: fc.oneof(
     { weight: 12, arbitrary: fc.constant(0) },
     { weight: 2, arbitrary: fc.integer({ min: -2, max: 2 }) },
     { weight: 1, arbitrary: fc.constantFrom(MAX_DATAGRAMS + 1, 0xffffffff, -1, 0.5) },
   ),
-  first: offsetArb,
-  firstWordDelta: offsetArb,
   segment: fc.boolean(),
+  continueOnError: fc.boolean(),
 });
 
-interface CaseInput {
-  buffers: Uint8Array[];
-  nullLayout: boolean;
-  datagrams: Array<{ ranges: Array<[number, number, number]>; countLie: number | null }>;
-  prefix: number[];
-  tamper: { kind: 'none' | 'truncate' | 'append'; n: number };
-  countDelta: number;
-  first: number;
-  firstWordDelta: number;
-  segment: boolean;
-}
-
-interface BuiltCase {
-  buffers: Uint8Array[];
-  layout: Uint32Array | null;
-  first: number;
-  firstWord: number;
-  count: number;
-}
-
-function buildCase(c: CaseInput): BuiltCase {
-  // A small integer delta shifts the true value; anything else replaces it.
-  const shift = (base: number, delta: number): number =>
-    Number.isInteger(delta) && delta >= 0 && delta <= 6 ? base + delta : delta;
-  const countSpecial = !Number.isInteger(c.countDelta) || Math.abs(c.countDelta) > 2;
-  if (c.nullLayout) {
-    const first = c.first;
-    const base = Math.max(0, c.buffers.length - (Number.isInteger(first) && first >= 0 ? first : 0));
-    return { buffers: c.buffers, layout: null, first, firstWord: 0, count: countSpecial ? c.countDelta : base + c.countDelta };
-  }
-  const out: number[] = [...c.prefix];
-  for (const d of c.datagrams) {
-    out.push(d.countLie ?? d.ranges.length);
-    for (const range of d.ranges) out.push(...range);
-  }
-  if (c.tamper.kind === 'truncate') out.splice(Math.max(0, out.length - c.tamper.n));
-  if (c.tamper.kind === 'append') out.push(c.tamper.n);
-  // firstWord: the prefix length, or off by a little, or a special value.
-  const firstWord = c.firstWordDelta === 0 ? c.prefix.length : shift(c.prefix.length, c.firstWordDelta);
-  const count = countSpecial ? c.countDelta : c.datagrams.length + c.countDelta;
-  return { buffers: c.buffers, layout: Uint32Array.from(out), first: c.first, firstWord, count };
-}
-
-describe('property: random layouts into native.send', () => {
-  test('throws by name exactly when the model says invalid; otherwise sends exactly the model\'s datagrams', async () => {
-    const receiver = await receiverOf('udp4');
+describe('property: random batches into native.send', () => {
+  test('throws by name exactly when the model says invalid; otherwise each receiver gets exactly the model\'s datagrams', async () => {
+    const rx = [await receiverOf('udp4'), await receiverOf('udp4'), await receiverOf('udp4')];
+    const ports = rx.map((r) => r.port);
     const native = openNative(4);
-    const expected: Uint8Array[] = [];
+    const expected: Uint8Array[][] = rx.map(() => []);
     let valid = 0;
     let invalid = 0;
+    let sent = 0;
 
     await fc.assert(
-      fc.asyncProperty(caseArb, async (raw) => {
-        const { buffers, layout, first, firstWord, count } = buildCase(raw);
-        const want = model(buffers, layout, first, firstWord, count);
+      fc.asyncProperty(caseArb, async (c) => {
+        const { batch, count } = buildBatch(c, ports);
+        const want = model(c, batch, count);
         let thrown: unknown;
         let result: SendReturn | undefined;
         try {
-          result = native.send(buffers, layout, first, firstWord, count, '127.0.0.1', receiver.port, 0, raw.segment);
+          result = native.send(batch, c.first, count);
         } catch (error) {
           thrown = error;
         }
@@ -587,57 +452,37 @@ describe('property: random layouts into native.send', () => {
           invalid++;
           return;
         }
-        if (!want.ok) throw new Error(`an invalid call returned ${JSON.stringify(result)}`);
-        expect(result).toMatchObject({ datagrams: count, bytes: want.bytes, errno: 0, word: want.word });
+        if (!want.ok) throw new Error(`an invalid call (${want.why}) returned ${JSON.stringify(result)}`);
+        expect(result).toEqual({
+          datagrams: want.datagrams, bytes: want.bytes, segments: want.datagrams, errno: want.errno,
+          syscall: want.errno === 0 ? '' : binding().backend, wouldBlock: false,
+          failures: c.continueOnError ? [] : null,
+        });
         valid++;
-        const before = expected.length;
-        expected.push(...want.datagrams);
-        if (expected.length > before) {
-          const got = await receiver.waitFor(expected.length, 2000);
-          expectSameDatagrams(got.slice(before), expected.slice(before));
+        if (want.datagrams > 0) sent++;
+        for (let k = 0; k < RECEIVERS; k++) {
+          const before = expected[k]!.length;
+          expected[k]!.push(...want.arrivals[k]!);
+          if (expected[k]!.length > before) {
+            const got = await rx[k]!.waitFor(expected[k]!.length, 2000);
+            expectSameDatagrams(got.slice(before), expected[k]!.slice(before));
+          }
         }
       }),
       { numRuns: 300 },
     );
-    // Both sides of the property were exercised.
+    // Both sides of the property were exercised, and datagrams went out.
     expect(valid).toBeGreaterThan(20);
     expect(invalid).toBeGreaterThan(20);
+    expect(sent).toBeGreaterThan(10);
     await sleep(10);
-    expectSameDatagrams(receiver.received, expected);
-  });
-});
-
-// ---------------------------------------------------------------------------------------------
-
-describe('a closed native socket', () => {
-  test('send reports EBADF from the batching call and sends nothing; close twice is harmless; bind/connect give EBADF', async () => {
-    const receiver = await receiverOf('udp4');
-    const native = openNative(4);
-    expect(native.fd).toBeGreaterThanOrEqual(0);
-    expect(native.close()).toBe(0);
-    expect(native.fd).toBe(-1);
-    const closedResult = { datagrams: 0, bytes: 0, errno: EBADF, syscall: binding().backend };
-    expect(sendAll(native, [patterned(1, 10), patterned(2, 0)], null, 2, '127.0.0.1', receiver.port))
-      .toMatchObject(closedResult);
-    expect(sendAll(native, [patterned(3, 10)], words(1, 0, 2, 3), 1, '127.0.0.1', receiver.port))
-      .toMatchObject(closedResult);
-    expect(sendAll(native, [patterned(3, 10)], null, 1, null, 0)).toMatchObject(closedResult);
-    expect(native.close()).toBe(0);
-    expect(native.close()).toBe(0);
-    expect(native.bind('127.0.0.1', 0, 0)).toBe(EBADF);
-    expect(native.connect('127.0.0.1', receiver.port, 0)).toBe(EBADF);
-    expect(native.localAddress()).toBe(EBADF);
-    expect(native.remoteAddress()).toBe(EBADF);
-    // Bad arguments are still refused on a closed socket.
-    expectNativeThrow(() => sendAll(native, [patterned(1, 10)], words(1, 0, 5, 6), 1, '127.0.0.1', receiver.port));
-    await sleep(50);
-    expect(receiver.received).toHaveLength(0);
+    for (let k = 0; k < RECEIVERS; k++) expectSameDatagrams(rx[k]!.received, expected[k]!);
   });
 });
 
 // ---------------------------------------------------------------------------------------------
 // JavaScript can run in the middle of a native send: reading an array element with an accessor
-// (buffers.Get(i) in native/socket.cc) or a property of `controls` (object.Get) calls a getter.
+// (the buffer fetches of native/batch_reader.cc) or a property of `controls` calls a getter.
 // Whatever that code does, the native layer must not send anything other than what the call
 // describes, nor read memory the call's buffers no longer own.
 
@@ -657,7 +502,7 @@ describe('JavaScript running during the native send (getters)', () => {
       receiver, other, native, inner,
       innerSend: () => {
         try {
-          sendAll(innerSocket, [inner], null, 1, '127.0.0.1', other.port);
+          sendAll(innerSocket, [inner], other.port);
           outcome = 'sent';
         } catch {
           outcome = 'threw';
@@ -702,8 +547,8 @@ describe('JavaScript running during the native send (getters)', () => {
       },
     });
     // Observed: { datagrams: 1, bytes: 5, errno: 0 }, and "INNER" went to the OUTER receiver too.
-    await expectOuterIntact(setup, () => sendAll(setup.native, buffers, null, 3, '127.0.0.1', setup.receiver.port),
-      [a, b, c]);
+    const batch = piecesBatch(buffers, [[[0, 0, 1]], [[1, 0, 2]], [[2, 0, 3]]], { destinations: [v4(setup.receiver.port)] });
+    await expectOuterIntact(setup, () => setup.native.send(batch, 0, 3), [a, b, c]);
   });
 
   test('a controls getter that sends on another socket does not change the outer send', async () => {
@@ -717,8 +562,8 @@ describe('JavaScript running during the native send (getters)', () => {
       },
     };
     // Observed: { datagrams: 1, bytes: 5, errno: 0 }, and "INNER" went to the OUTER receiver too.
-    await expectOuterIntact(setup, () => sendAll(setup.native, [a, b], null, 2, '127.0.0.1', setup.receiver.port,
-      0, controls as NativeControls), [a, b]);
+    await expectOuterIntact(setup, () => sendAll(setup.native, [a, b], setup.receiver.port, controls as NativeControls),
+      [a, b]);
   });
 
   /**
@@ -737,17 +582,21 @@ describe('JavaScript running during the native send (getters)', () => {
       if (socket.open(4) !== 0) throw new Error('open failed');
       const victim = new Uint8Array(4096).fill(0xab);
       const detach = () => { structuredClone(victim, { transfer: [victim.buffer] }); gc(); gc(); };
+      const record = new Uint8Array(24);
+      record[0] = 4; record[2] = ${port} >> 8; record[3] = ${port} & 0xff;
+      record.set([127, 0, 0, 1], 8);
       let out;
       try {
         let result;
         if (${JSON.stringify(scenario)} === 'array') {
           const buffers = [victim, null];
           Object.defineProperty(buffers, 1, { get() { detach(); return Uint8Array.of(0x62); } });
-          result = socket.send(buffers, Uint32Array.of(1, 0, 0, 4096, 1, 1, 0, 1), 0, 0, 2,
-            '127.0.0.1', ${port}, 0, false);
+          result = socket.send({ buffers, ranges: Uint32Array.of(0, 0, 4096, 1, 0, 1), spans: Uint32Array.of(0, 1, 1, 1),
+            targets: null, destinations: record, segment: false, continueOnError: false, controls: undefined }, 0, 2);
         } else {
-          result = socket.send([victim, Uint8Array.of(0x62)], null, 0, 0, 2, '127.0.0.1', ${port}, 0, false,
-            { get ttl() { detach(); return 64; } });
+          result = socket.send({ buffers: [victim, Uint8Array.of(0x62)], ranges: Uint32Array.of(0, 0, 4096, 1, 0, 1),
+            spans: Uint32Array.of(0, 1, 1, 1), targets: null, destinations: record, segment: false, continueOnError: false,
+            controls: { get ttl() { detach(); return 64; } } }, 0, 2);
         }
         out = { result };
       } catch (e) {

@@ -1,50 +1,84 @@
 /**
  * A NativeSender for unit tests of the send queue that models a kernel socket buffer: each
- * send takes up to `capacity` more datagrams, then stops with EAGAIN. The test drives the
- * event loop by hand: `writable(n)` refills the buffer and calls the poll callback the queue
- * registered, as uv_poll would when POLLOUT fires.
+ * send takes up to `capacity` more datagrams, then stops with `wouldBlock` set (errno EAGAIN
+ * unless told otherwise). The test drives the event loop by hand: `writable(n)` refills the
+ * buffer and calls the poll callback the queue registered, as uv_poll would when POLLOUT fires.
  *
- * The fake reads datagrams from `buffers` + `layout` itself (the same format the native side
- * reads, see lib/transport.ts BatchLayout), so what it records as "sent" is independent of the
- * queue's own bookkeeping.
+ * The fake reads the window of a Batch itself, the way the native reader does (spans, then
+ * ranges, then buffers; every value checked before anything is sent), so what it records as
+ * sent is independent of the queue's own bookkeeping.
  */
 import * as os from 'node:os';
 import type { NativeControls } from '../../lib/binding';
+import { DESTINATION_RECORD_BYTES, type NativeBatch, type NativeSendResult } from '../../lib/batch';
 import type { NativeSender } from '../../lib/send-queue';
-import type { BatchLayout, RawSendResult } from '../../lib/transport';
+import { MAX_UDP_PAYLOAD } from '../../lib/transport';
 
 const { EAGAIN } = os.constants.errno;
 
 export interface SendCall {
-  buffers: readonly Uint8Array[];
-  layout: BatchLayout;
+  /** The batch object the queue passed (identity: the queue sends the batch it was given). */
+  batch: NativeBatch;
   first: number;
-  firstWord: number;
   count: number;
-  address: string | null;
-  port: number;
-  scopeId: number;
+  /** The batch's fields, as read at the call. */
   segment: boolean;
+  continueOnError: boolean;
   controls: NativeControls | undefined;
-  /** The word where datagram `first` starts, found by walking the layout from word 0. */
-  expectedFirstWord: number;
+  targets: Uint32Array | null;
+  destinations: Uint8Array | null;
   /** What the call returned (undefined when it threw). */
-  result?: RawSendResult & { word: number };
+  result?: NativeSendResult;
+  /** What it threw, if it did. */
+  threw?: unknown;
 }
 
-interface ScriptedError {
-  buffers: readonly Uint8Array[];
+/** One datagram the fake put on the wire. */
+export interface WireDatagram {
+  batch: NativeBatch;
+  /** Its index in the batch. */
+  index: number;
+  /** A copy of its payload. */
+  bytes: Uint8Array;
+  /** A copy of its destination record, or null for the connected remote. */
+  destination: Uint8Array | null;
+}
+
+/** One datagram the fake refused with continueOnError (not sent, the send went on). */
+export interface FailedDatagram {
+  batch: NativeBatch;
   index: number;
   errno: number;
 }
 
+interface ScriptedError {
+  batch: NativeBatch;
+  index: number;
+  errno: number;
+}
+
+/** A datagram of the window, checked: its pieces (views, not yet copied) and its record. */
+interface ReadDatagram {
+  pieces: Uint8Array[];
+  destination: Uint8Array | null;
+}
+
+const typedArrayPrototype = Object.getPrototypeOf(Uint8Array.prototype) as object;
+const byteLengthGetter = Object.getOwnPropertyDescriptor(typedArrayPrototype, 'byteLength')!.get!;
+const lengthGetter = Object.getOwnPropertyDescriptor(typedArrayPrototype, 'length')!.get!;
+const typedArrayAt = Uint8Array.prototype.at;
+
 export class FakeNative implements NativeSender {
-  /** Datagrams the socket buffer takes before a send stops with EAGAIN. */
+  /** The socket's family: the records of a batch must name it. */
+  family: 4 | 6 = 6;
+  /** Datagrams the socket buffer takes before a send stops with wouldBlock. */
   capacity = 0;
   /** Every send call, in order. */
   readonly calls: SendCall[] = [];
-  /** Every datagram that went out, as a copy of its bytes, in order. */
-  readonly sent: Uint8Array[] = [];
+  /** Every datagram that went out, in order. */
+  readonly wire: WireDatagram[] = [];
+  /** Every datagram refused with continueOnError, in order. */
+  readonly failed: FailedDatagram[] = [];
   /** Whether the poll is on (the queue called startPolling and not yet stopPolling). */
   polling = false;
   pollStarts = 0;
@@ -55,70 +89,109 @@ export class FakeNative implements NativeSender {
   readonly pollScript: number[] = [];
   /** Contract violations seen (start while on, stop while off). */
   readonly violations: string[] = [];
-  /** Errno of the next send that fails for lack of room (EAGAIN unless set). */
+  /** Errno reported with wouldBlock when the buffer is full (EAGAIN unless set). */
   wouldBlockErrno = EAGAIN;
-  /** Fail the next call that reaches this many datagrams into its window (one-shot). */
+  /** Fail the datagram this many into the next call's window (one-shot), as failAt does. */
   failInNextCallAt: { offset: number; errno: number } | null = null;
   /**
-   * Runs inside the next send, before it reads its window: JavaScript that a getter on the
-   * caller's buffers would run there (it may close or cancel). One-shot.
+   * Runs inside the next send, before it reads its window: JavaScript that a getter would run
+   * there (it may close or cancel). One-shot.
    */
   duringNextSend: (() => void) | null = null;
   readonly #errors: ScriptedError[] = [];
 
-  /** Makes datagram `index` of the batch held in `buffers` fail with `errno` (once). */
-  failAt(buffers: readonly Uint8Array[], index: number, errno: number): void {
-    this.#errors.push({ buffers, index, errno });
+  /** The payload of every datagram that went out, in order. */
+  get sent(): Uint8Array[] {
+    return this.wire.map((d) => d.bytes);
   }
 
-  send(...args: Parameters<NativeSender['send']>): RawSendResult & { word: number } {
-    const [buffers, layout, first, firstWord, count, address, port, scopeId, segment, controls] = args;
+  /**
+   * Makes datagram `index` of `batch` fail with `errno` (once): with continueOnError it is
+   * recorded in `failures` and the send goes on, otherwise the send stops there.
+   */
+  failAt(batch: NativeBatch, index: number, errno: number): void {
+    this.#errors.push({ batch, index, errno });
+  }
+
+  send(batch: NativeBatch, first: number, count: number): NativeSendResult {
+    // Each field once, as the native reader does.
+    const buffers = batch.buffers;
+    const ranges = batch.ranges;
+    const spans = batch.spans;
+    const targets = batch.targets;
+    const destinations = batch.destinations;
+    const segment = batch.segment;
+    const continueOnError = batch.continueOnError;
+    const controls = batch.controls;
     const call: SendCall = {
-      buffers, layout, first, firstWord, count, address, port, scopeId, segment, controls,
-      expectedFirstWord: layout === null ? 0 : wordOf(layout, first),
+      batch, first, count, segment, continueOnError, controls, targets, destinations,
     };
     this.calls.push(call);
     const during = this.duringNextSend;
     this.duringNextSend = null;
-    during?.();
-    // Read the whole window first, as the native side does: a bad range throws before
-    // anything goes out.
-    const window = readWindow(buffers, layout, first, firstWord, count);
-    let datagrams = 0;
-    let bytes = 0;
-    let errno = 0;
     const callError = this.failInNextCallAt;
     this.failInNextCallAt = null;
+    during?.();
+    let window: ReadDatagram[];
+    try {
+      // The whole window is read and checked first: a bad value throws before anything goes out.
+      window = readWindow({
+        buffers, ranges, spans, targets, destinations, segment, continueOnError, controls,
+      }, first, count, this.family);
+    } catch (error) {
+      call.threw = error;
+      throw error;
+    }
+
+    let datagrams = 0;
+    let bytes = 0;
+    let segments = 0;
+    let errno = 0;
+    let wouldBlock = false;
+    const failures: number[] = [];
     for (let i = 0; i < count; i++) {
-      const scripted = this.#errors.findIndex((e) => sameBuffers(e.buffers, buffers) && e.index === first + i);
+      const index = first + i;
+      let refused = 0;
+      const scripted = this.#errors.findIndex((e) => e.batch === batch && e.index === index);
       if (scripted >= 0) {
-        errno = this.#errors[scripted]!.errno;
+        refused = this.#errors[scripted]!.errno;
         this.#errors.splice(scripted, 1);
-        break;
+      } else if (callError !== null && callError.offset === i) {
+        refused = callError.errno;
       }
-      if (callError !== null && callError.offset === i) {
-        errno = callError.errno;
-        break;
+      if (refused !== 0) {
+        if (!continueOnError) {
+          errno = refused;
+          break;
+        }
+        failures.push(index, refused);
+        this.failed.push({ batch, index, errno: refused });
+        continue;
       }
       if (this.capacity <= 0) {
         errno = this.wouldBlockErrno;
+        wouldBlock = true;
         break;
       }
       this.capacity--;
-      const datagram = concat(window.datagrams[i]!);
-      this.sent.push(datagram);
+      const datagram = window[i]!;
+      const payload = concat(datagram.pieces);
+      this.wire.push({
+        batch, index, bytes: payload,
+        destination: datagram.destination === null ? null : Uint8Array.from(datagram.destination),
+      });
       datagrams++;
-      bytes += datagram.length;
+      bytes += payload.length;
+      segments += segmentsOf(payload.length, controls?.segmentSize ?? 0);
     }
-    const result = {
-      datagrams,
-      bytes,
-      errno,
-      syscall: errno === 0 ? '' : 'sendmmsg',
-      word: window.words[datagrams]!,
+    const result: NativeSendResult = {
+      datagrams, bytes, segments, errno,
+      syscall: errno !== 0 || wouldBlock ? 'sendmmsg' : '',
+      wouldBlock,
+      failures: continueOnError ? failures : null,
     };
     call.result = result;
-    return { ...result };
+    return { ...result, failures: result.failures === null ? null : [...result.failures] };
   }
 
   startPolling(onWritable: (errno: number) => void): number {
@@ -149,22 +222,10 @@ export class FakeNative implements NativeSender {
   }
 }
 
-/**
- * Whether two buffers arrays hold the same Uint8Arrays in the same order: the queue sends a
- * waiting request from its own copy of the caller's array.
- */
-export function sameBuffers(a: readonly Uint8Array[], b: readonly Uint8Array[]): boolean {
-  return a === b || (a.length === b.length && a.every((buffer, i) => buffer === b[i]));
-}
-
-/** The layout word where datagram `index` starts, walking from word 0. */
-export function wordOf(layout: Uint32Array, index: number): number {
-  let cursor = 0;
-  for (let d = 0; d < index; d++) {
-    if (cursor >= layout.length) throw new RangeError('layout ends before datagram ' + index);
-    cursor += 1 + 3 * layout[cursor]!;
-  }
-  return cursor;
+/** Datagrams on the wire for one payload: an explicit segment size cuts it in segments. */
+export function segmentsOf(length: number, segmentSize: number): number {
+  if (segmentSize <= 0 || length <= segmentSize) return 1;
+  return Math.ceil(length / segmentSize);
 }
 
 /** A copy of the pieces of one datagram, back to back. */
@@ -178,43 +239,104 @@ function concat(pieces: readonly Uint8Array[]): Uint8Array {
   return datagram;
 }
 
+function checkIndex(value: unknown, what: string): number {
+  if (typeof value !== 'number') throw new TypeError(`${what} must be a number`);
+  if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
+    throw new RangeError(`${what} must be an integer from 0 to 2^32-1`);
+  }
+  return value;
+}
+
+function typedLength(view: ArrayBufferView): number {
+  return Reflect.apply(lengthGetter, view, []) as number;
+}
+
 /**
- * Datagrams [first, first + count) as their pieces (checked, not yet copied), and the word
- * each starts at.
+ * Datagrams [first, first + count) of `batch`, checked: spans inside `spans`, ranges inside
+ * `ranges`, buffer indices inside `buffers`, bytes inside their buffer (whose memory is there),
+ * payloads within the UDP limit, targets inside the table, records of the socket's family.
  */
-function readWindow(buffers: readonly Uint8Array[], layout: BatchLayout, first: number,
-  firstWord: number, count: number): { datagrams: Uint8Array[][]; words: number[] } {
-  const datagrams: Uint8Array[][] = [];
-  const words: number[] = [];
-  if (layout === null) {
-    if (first + count > buffers.length) throw new RangeError('first + count exceeds buffers.length');
-    for (let i = 0; i < count; i++) {
-      datagrams.push([buffers[first + i]!]);
-      words.push(0);
-    }
-    words.push(0);
-    return { datagrams, words };
+export function readWindow(batch: NativeBatch, firstInput: unknown, countInput: unknown,
+  family: 4 | 6): ReadDatagram[] {
+  const { buffers, ranges, spans, targets, destinations } = batch;
+  if (!Array.isArray(buffers)) throw new TypeError('batch.buffers must be an array');
+  if (!(ranges instanceof Uint32Array)) throw new TypeError('batch.ranges must be a Uint32Array');
+  if (!(spans instanceof Uint32Array)) throw new TypeError('batch.spans must be a Uint32Array');
+  if (targets !== null && !(targets instanceof Uint32Array)) {
+    throw new TypeError('batch.targets must be a Uint32Array or null');
   }
-  let cursor = firstWord;
-  if (cursor > layout.length) throw new RangeError('firstWord lies past the end of the layout');
-  for (let d = 0; d < count; d++) {
-    words.push(cursor);
-    if (cursor >= layout.length) throw new RangeError('layout ends before the last datagram');
-    const ranges = layout[cursor++]!;
-    if (ranges * 3 > layout.length - cursor) throw new RangeError('layout is truncated');
+  if (destinations !== null && !(destinations instanceof Uint8Array)) {
+    throw new TypeError('batch.destinations must be a Uint8Array or null');
+  }
+  if (typeof batch.segment !== 'boolean') throw new TypeError('batch.segment must be a boolean');
+  if (typeof batch.continueOnError !== 'boolean') throw new TypeError('batch.continueOnError must be a boolean');
+  const first = checkIndex(firstInput, 'first');
+  const count = checkIndex(countInput, 'count');
+
+  const rangeWords = typedLength(ranges);
+  const spanWords = typedLength(spans);
+  if (rangeWords % 3 !== 0) throw new RangeError('batch.ranges is not a whole number of ranges');
+  if (spanWords % 2 !== 0) throw new RangeError('batch.spans is not a whole number of spans');
+  if (first + count > spanWords / 2) throw new RangeError('the window runs past the last span');
+  let records = 0;
+  if (destinations !== null) {
+    const size = Reflect.apply(byteLengthGetter, destinations, []) as number;
+    if (size % DESTINATION_RECORD_BYTES !== 0) throw new RangeError('batch.destinations is not whole records');
+    records = size / DESTINATION_RECORD_BYTES;
+    if (records === 0) throw new RangeError('batch.destinations is empty');
+  }
+  if (targets !== null) {
+    if (destinations === null) throw new RangeError('batch.targets without a destination table');
+    if (first + count > typedLength(targets)) throw new RangeError('the window runs past the last target');
+  }
+
+  const views = new Map<number, Uint8Array>();
+  const viewOf = (index: number): Uint8Array => {
+    let view = views.get(index);
+    if (view !== undefined) return view;
+    if (index >= buffers.length) throw new RangeError(`a range names buffer ${index}; there are ${buffers.length}`);
+    const read: unknown = buffers[index];
+    if (!(read instanceof Uint8Array)) throw new TypeError(`buffer ${index} is not a Uint8Array`);
+    view = read;
+    if ((Reflect.apply(byteLengthGetter, view, []) as number) === 0) {
+      try {
+        Reflect.apply(typedArrayAt, view, [0]);
+      } catch {
+        throw new RangeError(`buffer ${index} has no memory`);
+      }
+    }
+    views.set(index, view);
+    return view;
+  };
+  const recordOf = (target: number): Uint8Array => {
+    if (target >= records) throw new RangeError(`target ${target} is outside the table of ${records}`);
+    const record = destinations!.subarray(target * DESTINATION_RECORD_BYTES, (target + 1) * DESTINATION_RECORD_BYTES);
+    if (record[0] !== family || record[1] !== 0) throw new RangeError(`record ${target} is not an IPv${family} destination`);
+    return record;
+  };
+
+  const window: ReadDatagram[] = [];
+  for (let d = first; d < first + count; d++) {
+    const firstRange = spans[d * 2]!;
+    const rangeCount = spans[d * 2 + 1]!;
+    if (firstRange + rangeCount > rangeWords / 3) throw new RangeError(`datagram ${d} spans ranges past the last`);
     const pieces: Uint8Array[] = [];
-    for (let r = 0; r < ranges; r++) {
-      const index = layout[cursor]!;
-      const offset = layout[cursor + 1]!;
-      const length = layout[cursor + 2]!;
-      cursor += 3;
-      const buffer = buffers[index];
-      if (buffer === undefined) throw new RangeError('layout names a buffer that does not exist');
-      if (offset + length > buffer.length) throw new RangeError('byte range lies outside its buffer');
-      pieces.push(buffer.subarray(offset, offset + length));
+    let length = 0;
+    for (let r = firstRange; r < firstRange + rangeCount; r++) {
+      const view = viewOf(ranges[r * 3]!);
+      const offset = ranges[r * 3 + 1]!;
+      const size = ranges[r * 3 + 2]!;
+      const available = Reflect.apply(byteLengthGetter, view, []) as number;
+      if (offset > available || size > available - offset) {
+        throw new RangeError(`range ${r} lies outside its buffer`);
+      }
+      pieces.push(view.subarray(offset, offset + size));
+      length += size;
     }
-    datagrams.push(pieces);
+    if (length > MAX_UDP_PAYLOAD[family]) throw new RangeError(`datagram ${d} is over the UDP limit`);
+    let destination: Uint8Array | null = null;
+    if (destinations !== null) destination = recordOf(targets === null ? 0 : targets[d]!);
+    window.push({ pieces, destination });
   }
-  words.push(cursor);
-  return { datagrams, words };
+  return window;
 }

@@ -7,7 +7,6 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { isWouldBlock } from '../../lib/send-queue';
 import {
   ERRNO_TO_NTSTATUS,
   STATUS_ACCESS_DENIED,
@@ -23,7 +22,6 @@ import {
 } from '../../lib/wsk/ntstatus';
 import {
   WSA_ERRORS,
-  isWsaWouldBlock,
   ntStatusFromOsError,
   ntStatusFromWsaCode,
   osErrorName,
@@ -118,11 +116,4 @@ describe('platform-aware mapping', () => {
     }
   });
 
-  it('knows the would-block codes', () => {
-    expect(isWsaWouldBlock(10035)).toBe(true);
-    expect(isWsaWouldBlock(10055)).toBe(true);
-    expect(isWsaWouldBlock(10040)).toBe(false);
-    // On this platform isWouldBlock is the errno one: a WSA code is not would-block here.
-    if (process.platform !== 'win32') expect(isWouldBlock(10035)).toBe(false);
-  });
 });

@@ -73,6 +73,21 @@ async function expectReceived(family, seed, lengths) {
   return reply.detail;
 }
 
+/** A NativeBatch (lib/batch.ts) of whole buffers to one IPv4 destination. */
+function rawBatch(buffers, address, port, continueOnError) {
+  const destinations = new Uint8Array(24);
+  destinations[0] = 4;
+  destinations[2] = port >> 8;
+  destinations[3] = port & 0xff;
+  address.split('.').forEach((part, i) => { destinations[8 + i] = Number(part); });
+  return {
+    buffers,
+    ranges: Uint32Array.from(buffers.flatMap((b, i) => [i, 0, b.byteLength])),
+    spans: Uint32Array.from(buffers.flatMap((_, i) => [i, 1])),
+    targets: null, destinations, segment: false, continueOnError, controls: undefined,
+  };
+}
+
 function describeError(error) {
   return `${error.name} ${error.code} errno ${error.errno} ${error.statusName} (${error.message})`;
 }
@@ -296,9 +311,23 @@ async function main() {
     const raw = new (binding().UdpSocket)();
     assert(raw.open(4) === 0, 'open');
     raw.close();
-    const result = raw.send([Buffer.alloc(8)], null, 0, 0, 1, '127.0.0.1', 9, 0, false);
-    assert(result.errno === 10038 && result.datagrams === 0, JSON.stringify(result));
+    const result = raw.send(rawBatch([Buffer.alloc(8)], '127.0.0.1', 9, false), 0, 1);
+    assert(result.errno === 10038 && result.datagrams === 0 && result.wouldBlock === false, JSON.stringify(result));
     return JSON.stringify(result);
+  });
+
+  await test('the raw native send with continueOnError records WSAEACCES per datagram and goes on', () => {
+    const raw = new (binding().UdpSocket)();
+    assert(raw.open(4) === 0, 'open');
+    try {
+      // 127.255.255.255 without SO_BROADCAST: WSAEACCES (as the FailureInfo test above).
+      const result = raw.send(rawBatch([Buffer.alloc(8), Buffer.alloc(9)], '127.255.255.255', 9, true), 0, 2);
+      assert(result.errno === 0 && result.datagrams === 0 && result.failures.join() === '0,10013,1,10013',
+        JSON.stringify(result));
+      return JSON.stringify(result);
+    } finally {
+      raw.close();
+    }
   });
 
   await test('bind to a port in use: WSAEADDRINUSE -> EADDRINUSE, STATUS_ADDRESS_ALREADY_ASSOCIATED', () => {

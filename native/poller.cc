@@ -1,0 +1,199 @@
+// The socket's event-loop side: the uv_poll_t that watches for writable/readable, the
+// JavaScript callbacks it runs, closing the handle, and environment teardown.
+#include "socket.h"
+
+namespace wsk {
+
+EnvState::~EnvState() {
+  // Whatever JavaScript left open and the cleanup hook did not reach: close the descriptors.
+  tearing_down = true;
+  for (UdpSocket* socket : std::unordered_set<UdpSocket*>(open_sockets)) socket->CloseHandle();
+}
+
+namespace {
+
+void OnPollerClosed(uv_handle_t* handle) {
+  auto* poller = static_cast<Poller*>(handle->data);
+  std::shared_ptr<EnvState> state = std::move(poller->state);
+  delete poller;
+  if (--state->closing_pollers == 0 && state->tearing_down && state->cleanup_hook != nullptr) {
+    // Environment teardown waited for this last handle.
+    napi_remove_async_cleanup_hook(state->cleanup_hook);
+    state->cleanup_hook = nullptr;
+  }
+}
+
+void OnPollEvent(uv_poll_t* handle, int status, int events) {
+  auto* poller = static_cast<Poller*>(handle->data);
+  if (poller->owner == nullptr || poller->state->tearing_down) return;
+  // libuv calls this, not Node-API: nothing may be thrown back into it. N-API calls fail once
+  // the environment is terminating (worker.terminate()), and node-addon-api turns that into a
+  // C++ exception; the callbacks are not run then anyway.
+  try {
+    poller->owner->OnPoll(status, events);
+  } catch (...) {
+  }
+}
+
+}  // namespace
+
+void CloseAllSockets(const std::shared_ptr<EnvState>& state) {
+  for (UdpSocket* socket : std::unordered_set<UdpSocket*>(state->open_sockets)) {
+    socket->CloseHandle();
+  }
+}
+
+// Starts, changes or stops the poll to match what is wanted (writable for pending sends,
+// readable for a waiting receive). Returns 0 or an errno.
+int UdpSocket::UpdatePolling(Napi::Env env) {
+  const int events = (want_writable_ ? UV_WRITABLE : 0) | (want_readable_ ? UV_READABLE : 0);
+  if (events == 0) {
+    if (polling_) {
+      uv_poll_stop(&poller_->handle);
+      polling_ = false;
+      // While polling, the JS object was held strongly so that it cannot be collected with
+      // sends or a receive still waiting.
+      if (!state_->tearing_down) Unref();
+    }
+    return 0;
+  }
+  if (handle_ == kInvalidSocket) return kErrorBadHandle;
+  if (async_context_ == nullptr) {
+    napi_async_init(env, Value(), Napi::String::New(env, "wsk-dgram:socket"), &async_context_);
+  }
+  if (poller_ == nullptr) {
+    uv_loop_t* loop = nullptr;
+    napi_get_uv_event_loop(env, &loop);
+    poller_ = new Poller{uv_poll_t{}, this, state_};
+    const int result = uv_poll_init_socket(loop, &poller_->handle, handle_);
+    if (result != 0) {
+      delete poller_;
+      poller_ = nullptr;
+      return -result;  // libuv errors: -errno on POSIX, -UV_E* (a libuv code) on Windows
+    }
+    poller_->handle.data = poller_;
+  }
+  const int result = uv_poll_start(&poller_->handle, events, OnPollEvent);
+  if (result != 0) return -result;
+  if (!polling_) {
+    polling_ = true;
+    Ref();
+  }
+  return 0;
+}
+
+int UdpSocket::CloseHandle() {
+  want_writable_ = false;
+  want_readable_ = false;
+  if (poller_ != nullptr) {
+    if (polling_) {
+      uv_poll_stop(&poller_->handle);
+      polling_ = false;
+      if (!state_->tearing_down) Unref();
+    }
+    // libuv requires the poll handle to be stopped before the descriptor closes; it frees the
+    // handle itself later, in OnPollerClosed.
+    poller_->owner = nullptr;
+    state_->closing_pollers++;
+    uv_close(reinterpret_cast<uv_handle_t*>(&poller_->handle), OnPollerClosed);
+    poller_ = nullptr;
+  }
+  if (!state_->tearing_down) {
+    on_writable_.Reset();
+    on_readable_.Reset();
+    if (async_context_ != nullptr) {
+      napi_async_destroy(Env(), async_context_);
+      async_context_ = nullptr;
+    }
+  }
+  segmentation_ = SegmentationState{};  // a closed socket offloads nothing
+  if (handle_ == kInvalidSocket) return 0;
+  const int error = CloseSocket(handle_);
+  handle_ = kInvalidSocket;
+  state_->open_sockets.erase(this);
+  return error;
+}
+
+// startPolling(onWritable): calls onWritable(errno) from the event loop whenever the socket can
+// take more (errno 0) or has failed; returns 0 or an errno. Idempotent.
+Napi::Value UdpSocket::StartPolling(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsFunction()) ThrowType(env, "onWritable must be a function");
+  if (handle_ == kInvalidSocket) return Napi::Number::New(env, kErrorBadHandle);
+  on_writable_.Reset(info[0].As<Napi::Function>(), 1);
+  want_writable_ = true;
+  const int error = UpdatePolling(env);
+  if (error != 0) want_writable_ = false;
+  return Napi::Number::New(env, error);
+}
+
+Napi::Value UdpSocket::StopPolling(const Napi::CallbackInfo& info) {
+  want_writable_ = false;
+  UpdatePolling(info.Env());
+  return info.Env().Undefined();
+}
+
+// startReading(onReadable) / stopReading(): the same for incoming datagrams.
+Napi::Value UdpSocket::StartReading(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsFunction()) ThrowType(env, "onReadable must be a function");
+  if (handle_ == kInvalidSocket) return Napi::Number::New(env, kErrorBadHandle);
+  on_readable_.Reset(info[0].As<Napi::Function>(), 1);
+  want_readable_ = true;
+  const int error = UpdatePolling(env);
+  if (error != 0) want_readable_ = false;
+  return Napi::Number::New(env, error);
+}
+
+Napi::Value UdpSocket::StopReading(const Napi::CallbackInfo& info) {
+  want_readable_ = false;
+  UpdatePolling(info.Env());
+  return info.Env().Undefined();
+}
+
+void UdpSocket::OnPoll(int status, int events) {
+  Napi::Env env = Env();
+  Napi::HandleScope scope(env);
+  // Keeps the JS object (and so this) alive across the callbacks, which may close the socket.
+  [[maybe_unused]] Napi::Object self = Value();
+  // An error wakes both directions: the next send or receive reports it.
+  if (want_writable_ && (status < 0 || (events & UV_WRITABLE) != 0)) {
+    Invoke(on_writable_, status);
+  }
+  if (want_readable_ && (status < 0 || (events & UV_READABLE) != 0)) {
+    Invoke(on_readable_, status);
+  }
+  if (status < 0 && poller_ != nullptr) {
+    // On POLLERR (a UDP socket with a pending ICMP error) libuv stops the handle itself:
+    // start it again for whatever still waits, or settle the stopped state.
+    if (want_writable_ || want_readable_) {
+      uv_poll_start(&poller_->handle,
+                    (want_writable_ ? UV_WRITABLE : 0) | (want_readable_ ? UV_READABLE : 0),
+                    OnPollEvent);
+    } else {
+      UpdatePolling(env);
+    }
+  }
+}
+
+void UdpSocket::Invoke(const Napi::FunctionReference& callback, int status) {
+  Napi::Env env = Env();
+  Napi::HandleScope scope(env);
+  napi_value argv[1] = {Napi::Number::New(env, status < 0 ? -status : 0)};
+  napi_value result = nullptr;
+  // MakeCallback: runs microtasks afterwards and keeps async_hooks context, as Node's own
+  // handles do. A throwing callback is reported like any uncaught exception.
+  if (napi_make_callback(env, async_context_, Value(), callback.Value(), 1, argv, &result) ==
+      napi_pending_exception) {
+    // Either the callback threw, or the environment is terminating and ran nothing (then no
+    // exception is pending and there is nothing to report).
+    bool pending = false;
+    napi_value error = nullptr;
+    if (napi_is_exception_pending(env, &pending) == napi_ok && pending &&
+        napi_get_and_clear_last_exception(env, &error) == napi_ok) {
+      napi_fatal_exception(env, error);
+    }
+  }
+}
+
+}  // namespace wsk
