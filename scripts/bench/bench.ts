@@ -159,6 +159,7 @@ async function main(): Promise<void> {
   const runs: RunRecord[] = [];
   let runId = 0;
   const total = options.sizes.length * options.reps * contenders.length;
+  let gso: boolean | null = null;
   try {
     for (const size of options.sizes) {
       for (const contender of contenders) contender.prepare(size);
@@ -179,6 +180,9 @@ async function main(): Promise<void> {
         }
       }
     }
+    // After the runs (a socket whose GSO the kernel refused has turned it off) and before
+    // closing (a closed socket reports no segment limit).
+    gso = gsoInEffect(contenders);
   } finally {
     for (const contender of contenders) await contender.close();
     await counter.close();
@@ -187,7 +191,6 @@ async function main(): Promise<void> {
   const summaries = summarize(runs, options.sizes);
   const targets = evaluateTargets(summaries, runs, options.sizes);
   const seconds = (performance.now() - started) / 1000;
-  const gso = gsoInEffect(contenders);
   const meta = {
     node: process.version,
     kernel: os.release(),

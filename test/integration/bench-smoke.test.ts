@@ -36,7 +36,8 @@ interface Report {
     fanoutPeers: number; fanoutPayloads: number };
   runs: Run[];
   summaries: { contender: string; size: number; datagramsPerSecond: number; vsDgram: number | null;
-    matching: string | null; vsMatching: number | null; userUsPerDatagram: number; lossPercent: number }[];
+    matching: string | null; vsMatching: number | null; userUsPerDatagram: number; lossPercent: number;
+    datagramsPerMessage: number | null }[];
   targets: { target: string; size: number; measured: number | null; unit: string; pass: boolean | null }[];
 }
 
@@ -76,6 +77,12 @@ test('IPv4: every contender sends every datagram and the report is complete', as
     expect([run.contender, run.receivingPorts]).toEqual([run.contender, FANOUT.includes(run.contender) ? FANOUT_PEERS : 1]);
   }
   expect(report.meta).toMatchObject({ fanoutPeers: FANOUT_PEERS, fanoutPayloads: 1 });
+  // "GSO in effect" agrees with what the GSO sockets did: super-packets, or one message each.
+  expect(typeof report.meta.gsoInEffect).toBe('boolean');
+  for (const id of ['gso', 'packed-gso']) {
+    const perMessage = report.summaries.find((s) => s.contender === id)!.datagramsPerMessage!;
+    expect([id, perMessage > 1]).toEqual([id, report.meta.gsoInEffect]);
+  }
 
   expect(report.summaries).toHaveLength(CONTENDERS.length);
   for (const summary of report.summaries) {
