@@ -120,7 +120,10 @@ export class SendQueue {
     }
     const request: Request = {
       pending: true,
-      batch, onComplete,
+      // Its own buffers array: whoever built the batch may change theirs (or have a getter on
+      // it) while this waits, and nothing of theirs may run inside a flush.
+      batch: { ...batch, buffers: batch.buffers.slice() },
+      onComplete,
       next,
       datagramsSent: first?.datagrams ?? 0,
       bytesSent: first?.bytes ?? 0,

@@ -343,9 +343,9 @@ describe('faults while sends are pending (veth between namespaces, tbf 10 mbit)'
     const result = await finishPending(run, { cmd: 'watch', timeoutMs: 5000 });
     notes.push(`peer down IPv${family}: settled ${JSON.stringify(result.settledMsAfterCommand)} ms after the command`);
     expect(result.closedStillPending).toBeNull();
-    expect(result.A).toEqual({ ok: true, value: { datagrams: COUNT, bytes: COUNT * SIZE } });
+    expect(result.A).toEqual({ ok: true, value: { datagrams: COUNT, bytes: COUNT * SIZE, segments: COUNT, failures: [] } });
     expect({ Status: result.B.Status, Information: result.B.Information }).toEqual({ Status: STATUS_SUCCESS, Information: COUNT * SIZE });
-    expect(result.C).toEqual({ ok: true, value: { datagrams: COUNT, bytes: COUNT * SIZE } });
+    expect(result.C).toEqual({ ok: true, value: { datagrams: COUNT, bytes: COUNT * SIZE, segments: COUNT, failures: [] } });
     expect(result.routineCallsB).toBe(1);
     // Within about a second (the link watch), far sooner than the 8 s that B and C alone need at 10 mbit.
     expect(Math.max(result.settledMsAfterCommand.A, result.settledMsAfterCommand.B, result.settledMsAfterCommand.C)).toBeLessThan(3000);

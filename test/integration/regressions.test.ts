@@ -245,7 +245,7 @@ describe('regressions', () => {
       returned: 'STATUS_PENDING',
       routineCalls: 1,
       completions: ['STATUS_SUCCESS'],
-      later: [{ ok: true, value: { datagrams: 20, bytes: 20000 } }],
+      later: [{ ok: true, value: { datagrams: 20, bytes: 20000, segments: 20, failures: [] } }],
       pendingAtEnd: { pendingRequests: 0, pendingDatagrams: 0, pendingBytes: 0 },
       laterArrived: '20000..20019',
       short: 0,

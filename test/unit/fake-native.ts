@@ -99,6 +99,7 @@ export class FakeNative implements NativeSender {
    */
   duringNextSend: (() => void) | null = null;
   readonly #errors: ScriptedError[] = [];
+  readonly #submitted = new WeakMap<Uint32Array, NativeBatch>();
 
   /** The payload of every datagram that went out, in order. */
   get sent(): Uint8Array[] {
@@ -113,16 +114,25 @@ export class FakeNative implements NativeSender {
     this.#errors.push({ batch, index, errno });
   }
 
-  send(batch: NativeBatch, first: number, count: number): NativeSendResult {
-    // Each field once, as the native reader does.
-    const buffers = batch.buffers;
-    const ranges = batch.ranges;
-    const spans = batch.spans;
-    const targets = batch.targets;
-    const destinations = batch.destinations;
-    const segment = batch.segment;
-    const continueOnError = batch.continueOnError;
-    const controls = batch.controls;
+  /**
+   * Registers a batch about to be submitted: the queue sends a waiting request from a copy
+   * with its own buffers array (same typed arrays), and calls name the batch as submitted.
+   */
+  know(batch: NativeBatch): void {
+    this.#submitted.set(batch.spans, batch);
+  }
+
+  send(given: NativeBatch, first: number, count: number): NativeSendResult {
+    const batch = this.#submitted.get(given.spans) ?? given;
+    // Each field once, as the native reader does: from the batch the queue passed.
+    const buffers = given.buffers;
+    const ranges = given.ranges;
+    const spans = given.spans;
+    const targets = given.targets;
+    const destinations = given.destinations;
+    const segment = given.segment;
+    const continueOnError = given.continueOnError;
+    const controls = given.controls;
     const call: SendCall = {
       batch, first, count, segment, continueOnError, controls, targets, destinations,
     };

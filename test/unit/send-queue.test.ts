@@ -184,6 +184,7 @@ class Harness {
 
   submit(sample: Sample, after?: (completion: SendCompletion) => void): RawSendResult | PendingSend {
     let inside = true;
+    this.fake.know(sample.batch);
     const result = this.queue.submit(sample.batch, (completion) => {
       if (inside) this.synchronous.push(sample.tag);
       this.done.push({ tag: sample.tag, completion });
@@ -1575,6 +1576,7 @@ function runScenario(commands: readonly Command[]): void {
           }
         } else {
           insideSubmit = tag;
+          fake.know(sample.batch);
           const result = queue.submit(sample.batch, (completion) => {
             assert.notEqual(insideSubmit, tag, 'completion ran inside submit');
             t.completions.push(completion);
