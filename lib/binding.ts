@@ -58,7 +58,7 @@ export interface SocketStats {
   segments: number;
 }
 
-/** The native socket object (native/socket.cc). */
+/** The native socket object (native/socket_methods.cc; its send reads the batch in native/batch_reader.cc). */
 export interface NativeUdpSocket {
   /** Opens a non-blocking UDP socket of `family`; returns 0 or errno. */
   open(family: 4 | 6): number;
@@ -73,7 +73,11 @@ export interface NativeUdpSocket {
   close(): number;
   /**
    * Sends datagrams [first, first + count) of `batch` (lib/batch.ts: ranges, spans, targets,
-   * destinations) and returns at the first error or when the socket buffer is full. Each field of
+   * destinations) and returns at the first error or when the socket buffer is full (`wouldBlock`);
+   * with `batch.continueOnError`, an error that belongs to a datagram's destination (EACCES,
+   * EPERM, ENETUNREACH, EHOSTUNREACH, EHOSTDOWN, ENETDOWN, ECONNREFUSED, EMSGSIZE, EADDRNOTAVAIL,
+   * EAFNOSUPPORT; on Windows their WSA codes and WSAECONNRESET, WSAENETRESET) goes into `failures`
+   * and the send goes on. Only what the window uses is read and checked. Each field of
    * `batch`, each word of its typed arrays in the window and each buffer it uses is read once,
    * then checked, then used from the native copy. A malformed batch (a span or range outside its
    * array or buffer, a target outside the table, a record that is not a destination of the

@@ -186,7 +186,9 @@ export function makeBuffer(spec: BufSpec): MadeBuffer {
   }
   if (spec.kind === 'rabOob' && rab !== null) {
     (rab as ResizableArrayBuffer).resize(spec.pad);
-    gone = true;
+    // The view [pad, pad + n) of pad bytes is out of bounds unless it is empty: an empty view at
+    // the new end is still a view of its buffer, with memory.
+    gone = n > 0;
   }
   const currentView = view;
   return {

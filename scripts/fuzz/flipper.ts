@@ -1,7 +1,8 @@
 /**
- * Worker for the native target: while told to, flips one word of a SharedArrayBuffer layout
- * between a valid buffer index and a huge one, so that a send reading the layout twice (check,
- * then copy) sees two different values. Control words (Int32Array over `control`):
+ * Worker for the native target: while told to, flips one word of a batch's typed array in a
+ * SharedArrayBuffer (a buffer index of `ranges`, a first range of `spans`, a `targets` entry)
+ * between its valid value and a huge one, so that a send reading the word twice (check, then
+ * use) sees two different values. Control words (Int32Array over `control`):
  * [0] state 0 idle / 1 flip / 2 stop, [1] word position, [2] valid value, [3] invalid value,
  * [4] flip rounds done, [5] 1 while flipping.
  */

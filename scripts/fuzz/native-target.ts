@@ -1,20 +1,28 @@
 /**
  * Target "native": the raw binding (lib/binding.ts NativeUdpSocket) called with arbitrary
- * arguments. send() gets buffers of every kind, sparse and huge arrays, arrays whose getters
- * throw, close the socket, detach or resize a buffer or send again mid-call, valid and
- * corrupted layouts (one kind flipped by another thread while the call reads it), odd window
- * numbers, addresses, ports and controls; receive() gets odd arenas and numbers.
+ * arguments. send(batch, first, count) gets NativeBatch objects (lib/batch.ts) of every shape:
+ * well-formed ones; ranges, spans, targets and destination records out of range; typed arrays
+ * of the wrong kinds and lengths, at an offset, in a SharedArrayBuffer (one word flipped by
+ * another thread while the call copies it) or detached; records of the wrong family, port 0, a
+ * reserved byte set, an IPv4 scope id; buffers of every kind in sparse, huge, proxied or frozen
+ * arrays; getters on the batch's fields, on buffer elements and on controls that throw, close
+ * the socket, detach, shrink or grow a buffer, or send again mid-call; odd windows, flags and
+ * controls. receive() gets odd arenas and numbers.
  *
  * Property: the call returns a result or throws an error named TypeError or RangeError (or the
  * very error our own getter threw). Every datagram a result counts as sent arrives, byte for
- * byte as the caller described it before the call, in order, at the receiver it was sent to,
- * and nothing else arrives anywhere. A result for a call that an independent model of the
- * documented checks calls invalid is a failure too. Loopback delivers inside sendmmsg, so the
- * receivers are drained synchronously after each call.
+ * byte as the caller described it before the call, in order, at the receiver its destination
+ * record names; a datagram the result lists as failed (continueOnError) is one whose
+ * destination may refuse it, with a destination's error, and arrives nowhere; nothing else
+ * arrives anywhere. A result for a call that an independent model of the documented checks
+ * calls invalid is a failure too. Loopback delivers inside sendmmsg, so the receivers are
+ * drained synchronously after each call.
  */
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import fc from 'fast-check';
+import { buildBatch, DESTINATION_RECORD_BYTES, encodeDestination, type NativeBatch } from '../../lib/batch';
 import { binding, type NativeUdpSocket } from '../../lib/binding';
 import { BIG_LENGTHS, bufSpecArb, detachBuffer, makeBuffer, VALID_KINDS, type BufSpec, type MadeBuffer } from './buffers';
 import {
@@ -28,9 +36,13 @@ import { FAST_V4, FAST_V6, Receiver } from './loopback';
 const MAX_PAYLOAD = { 4: 65507, 6: 65527 } as const;
 const MAX_DATAGRAMS = 1 << 20;
 const MAX_RANGES = 1024;
-/** Bytes of well-formed ranges per case (keeps a case inside the receive buffer). */
+/** Receive-buffer cost of the well-formed datagrams of one case (keeps a case inside the receive buffer). */
 const PAYLOAD_CAP = 100 * 1024;
 const INVALID_INDEX = 0xfffffff0;
+const { ENOBUFS, EDESTADDRREQ } = os.constants.errno;
+/** What the back-ends record for a destination with continueOnError (native/messages_posix.h). */
+const DESTINATION_ERRORS = new Set(['EACCES', 'EPERM', 'ENETUNREACH', 'EHOSTUNREACH', 'EHOSTDOWN', 'ENETDOWN',
+  'ECONNREFUSED', 'EMSGSIZE', 'EADDRNOTAVAIL', 'EAFNOSUPPORT'].map((name) => os.constants.errno[name as keyof typeof os.constants.errno]));
 
 // ---------------------------------------------------------------------------------------------
 // Case descriptions (plain data)
@@ -50,20 +62,32 @@ interface ArraySpec {
 }
 interface Pos { f: number; d: number; raw: number | null }
 interface RangeSpec { elem: number; off: Pos; len: Pos }
-interface DgSpec { ranges: RangeSpec[]; countLie: number | null }
-interface LayoutSpec {
-  kind: 'null' | 'undefined' | 'built' | 'wrong';
-  prefix: number[];
-  datagrams: DgSpec[];
+
+const BATCH_FIELDS = ['buffers', 'ranges', 'spans', 'targets', 'destinations', 'segment', 'continueOnError', 'controls'] as const;
+type BatchField = (typeof BATCH_FIELDS)[number];
+type Storage = 'plain' | 'offset' | 'sab' | 'racy' | 'detached';
+/** How a typed array of the batch is made: built from its words (tampered), of a wrong kind, or absent. */
+interface WordsSpec {
+  kind: 'built' | 'wrong' | 'null' | 'undefined';
   tamper: { kind: 'none' | 'truncate' | 'append' | 'poke'; n: number; at: number };
-  storage: 'plain' | 'offset' | 'sab' | 'racy' | 'detached';
+  storage: Storage;
   wrong: number;
-  /** Sends per case while the racy word flips. */
-  repeat: number;
+}
+/** A span: its first range as a share of the ranges, its range count; or raw words (a lie). */
+interface SpanSpec { at: number; count: number; lie: [number, number] | null }
+/** A target: a record of the table (modulo its size), or a raw word. */
+interface TargetSpec { pick: number; raw: number | null }
+type RecordKind = 'rx' | 'rx2' | 'any' | 'scoped' | 'noListener' | 'unroutable' | 'broadcast' | 'mapped' | 'otherFamily'
+  | 'port0' | 'reserved' | 'family0';
+interface TableSpec {
+  kind: 'built' | 'null' | 'wrong';
+  records: RecordKind[];
+  /** Bytes past the last whole record (not a multiple of 24 when > 0). */
+  tail: number;
+  storage: 'plain' | 'offset' | 'sab' | 'detached';
+  wrong: number;
 }
 type WinArg = { mode: 'valid'; pick: number; delta: number } | { mode: 'special'; value: unknown };
-type AddrKind = 'rx' | 'null' | 'mapped' | 'any' | 'noListener' | 'unroutable' | 'otherFamily' | 'zone' | 'garbage' | 'nonString';
-interface AddrSpec { kind: AddrKind; garbage: number; port: 'rx' | number | string | null; scope: unknown }
 interface ControlsSpec {
   kind: 'none' | 'null' | 'object' | 'odd';
   odd: unknown;
@@ -72,6 +96,7 @@ interface ControlsSpec {
 }
 type ControlField = 'interfaceIndex' | 'tos' | 'ttl' | 'segmentSize' | 'sourceAddress';
 
+
 interface SendCase {
   op: 'send';
   family: 4 | 6;
@@ -79,14 +104,24 @@ interface SendCase {
   elements: ElemSpec[];
   big: { at: number; length: number } | null;
   array: ArraySpec;
-  layout: LayoutSpec;
+  ranges: RangeSpec[];
+  rangeWords: WordsSpec;
+  spans: SpanSpec[];
+  spanWords: WordsSpec;
+  targets: TargetSpec[];
+  targetWords: WordsSpec;
+  table: TableSpec;
+  shape: 'object' | 'proxy' | 'frozen' | 'notObject';
+  notObject: number;
+  fieldGetter: { field: BatchField; spec: GetterSpec } | null;
   first: WinArg;
-  firstWord: WinArg;
   count: WinArg;
-  address: AddrSpec;
   segment: unknown;
+  continueOnError: unknown;
   controls: ControlsSpec;
   arity: number;
+  /** Sends per case while the racy word flips. */
+  repeat: number;
 }
 
 interface ReceiveCase {
@@ -149,21 +184,14 @@ const rangeArb: fc.Arbitrary<RangeSpec> = fc.record({
   off: posArb,
   len: posArb,
 });
-const dgArb: fc.Arbitrary<DgSpec> = fc.record({
-  ranges: fc.array(rangeArb, { maxLength: 3 }),
-  countLie: rarely(fc.oneof(fc.integer({ min: 0, max: 6 }), fc.constantFrom(1025, 0xffffffff)), 15),
-});
-const layoutArb: fc.Arbitrary<LayoutSpec> = fc.record({
+const wordsArb = (nullWeight: number): fc.Arbitrary<WordsSpec> => fc.record({
   kind: fc.oneof(
-    { weight: 6, arbitrary: fc.constant('null' as const) },
-    { weight: 1, arbitrary: fc.constant('undefined' as const) },
-    { weight: 14, arbitrary: fc.constant('built' as const) },
+    { weight: 40, arbitrary: fc.constant('built' as const) },
     { weight: 1, arbitrary: fc.constant('wrong' as const) },
+    { weight: nullWeight, arbitrary: fc.constantFrom('null' as const, 'undefined' as const) },
   ),
-  prefix: fc.oneof({ weight: 6, arbitrary: fc.constant([] as number[]) }, { weight: 1, arbitrary: fc.array(fc.integer({ min: 0, max: 4 }), { minLength: 1, maxLength: 5 }) }),
-  datagrams: fc.array(dgArb, { maxLength: 5 }),
   tamper: fc.oneof(
-    { weight: 12, arbitrary: fc.record({ kind: fc.constant('none' as const), n: fc.constant(0), at: fc.constant(0) }) },
+    { weight: 24, arbitrary: fc.record({ kind: fc.constant('none' as const), n: fc.constant(0), at: fc.constant(0) }) },
     { weight: 1, arbitrary: fc.record({ kind: fc.constant('truncate' as const), n: fc.integer({ min: 1, max: 4 }), at: fc.constant(0) }) },
     { weight: 1, arbitrary: fc.record({ kind: fc.constant('append' as const), n: fc.integer({ min: 0, max: 0xffffffff }), at: fc.constant(0) }) },
     { weight: 1, arbitrary: fc.record({ kind: fc.constant('poke' as const), n: fc.constantFrom(...U32_SPECIAL), at: fc.nat(40) }) },
@@ -171,27 +199,42 @@ const layoutArb: fc.Arbitrary<LayoutSpec> = fc.record({
   storage: fc.oneof(
     { weight: 40, arbitrary: fc.constant('plain' as const) },
     { weight: 4, arbitrary: fc.constantFrom('offset' as const, 'sab' as const) },
-    { weight: 1, arbitrary: fc.constant('racy' as const) },
-    { weight: 2, arbitrary: fc.constant('detached' as const) },
+    { weight: 2, arbitrary: fc.constant('racy' as const) },
+    { weight: 1, arbitrary: fc.constant('detached' as const) },
   ),
   wrong: fc.integer({ min: 0, max: 8 }),
-  repeat: fc.integer({ min: 1, max: 512 }),
 });
-
-const GARBAGE_ADDRESSES = ['', 'localhost', '1.2.3', '256.1.1.1', ' 127.0.0.1', '127.0.0.1\0', 'x'.repeat(64),
-  'x'.repeat(65), '::ffff:1.2.3.4.5', 'fe80::1%lo'];
-const addrArb: fc.Arbitrary<AddrSpec> = fc.record({
+const spanArb: fc.Arbitrary<SpanSpec> = fc.record({
+  at: fc.integer({ min: 0, max: 100 }),
+  count: fc.oneof({ weight: 6, arbitrary: fc.integer({ min: 1, max: 2 }) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: 3 }) }),
+  lie: rarely(fc.tuple(
+    fc.oneof(fc.integer({ min: 0, max: 8 }), fc.constantFrom(...U32_SPECIAL)),
+    fc.oneof(fc.integer({ min: 0, max: 4 }), fc.constantFrom(1024, 1025, 0xffffffff)),
+  ), 15),
+});
+const targetArb: fc.Arbitrary<TargetSpec> = fc.record({
+  pick: fc.integer({ min: 0, max: 5 }),
+  raw: rarely(fc.constantFrom(...U32_SPECIAL, 3, 4), 25),
+});
+const recordKindArb: fc.Arbitrary<RecordKind> = fc.oneof(
+  { weight: 30, arbitrary: fc.constantFrom<RecordKind>('rx', 'rx2') },
+  { weight: 4, arbitrary: fc.constantFrom<RecordKind>('any', 'scoped', 'noListener', 'unroutable', 'broadcast', 'mapped') },
+  { weight: 2, arbitrary: fc.constantFrom<RecordKind>('otherFamily', 'port0', 'reserved', 'family0') },
+);
+const tableArb: fc.Arbitrary<TableSpec> = fc.record({
   kind: fc.oneof(
-    { weight: 40, arbitrary: fc.constant<AddrKind>('rx') },
-    { weight: 3, arbitrary: fc.constant<AddrKind>('null') },
-    { weight: 4, arbitrary: fc.constantFrom<AddrKind>('mapped', 'any', 'noListener', 'unroutable', 'otherFamily', 'zone', 'garbage', 'nonString') },
+    { weight: 30, arbitrary: fc.constant('built' as const) },
+    { weight: 3, arbitrary: fc.constant('null' as const) },
+    { weight: 1, arbitrary: fc.constant('wrong' as const) },
   ),
-  garbage: fc.nat(GARBAGE_ADDRESSES.length - 1),
-  port: fc.oneof(
-    { weight: 30, arbitrary: fc.constant('rx' as const) },
-    { weight: 2, arbitrary: fc.constantFrom<number | string | null>(0, 65535, 65536, -1, NaN, 1.5, '80', null, 2 ** 32) },
+  records: fc.array(recordKindArb, { minLength: 1, maxLength: 4 }),
+  tail: fc.oneof({ weight: 30, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 30 }) }),
+  storage: fc.oneof(
+    { weight: 30, arbitrary: fc.constant('plain' as const) },
+    { weight: 3, arbitrary: fc.constantFrom('offset' as const, 'sab' as const) },
+    { weight: 1, arbitrary: fc.constant('detached' as const) },
   ),
-  scope: fc.oneof({ weight: 30, arbitrary: fc.constant(0) }, { weight: 2, arbitrary: fc.constantFrom<unknown>(1, 2 ** 32 - 1, 2 ** 32, -1, NaN, '0', undefined) }),
+  wrong: fc.integer({ min: 0, max: 6 }),
 });
 
 const mostly = (good: fc.Arbitrary<unknown>, odd: unknown[]): fc.Arbitrary<unknown> =>
@@ -237,14 +280,27 @@ const sendCaseArb: fc.Arbitrary<SendCase> = fc.record({
   elements: fc.array(elemArb, { maxLength: 6 }),
   big: rarely(fc.record({ at: fc.integer({ min: 0, max: 5 }), length: fc.constantFrom(...BIG_LENGTHS) }), 25),
   array: arrayArb,
-  layout: layoutArb,
+  ranges: fc.array(rangeArb, { maxLength: 6 }),
+  rangeWords: wordsArb(1),
+  spans: fc.array(spanArb, { maxLength: 5 }),
+  spanWords: wordsArb(1),
+  targets: fc.array(targetArb, { maxLength: 6 }),
+  targetWords: wordsArb(20),
+  table: tableArb,
+  shape: fc.oneof(
+    { weight: 30, arbitrary: fc.constant('object' as const) },
+    { weight: 2, arbitrary: fc.constantFrom('proxy' as const, 'frozen' as const) },
+    { weight: 1, arbitrary: fc.constant('notObject' as const) },
+  ),
+  notObject: fc.nat(5),
+  fieldGetter: rarely(fc.record({ field: fc.constantFrom(...BATCH_FIELDS), spec: getterArb }), 6),
   first: winArb(6),
-  firstWord: winArb(6),
   count: winArb(6),
-  address: addrArb,
-  segment: fc.oneof({ weight: 20, arbitrary: fc.boolean() }, { weight: 1, arbitrary: fc.constantFrom<unknown>(1, 'yes', undefined, null) }),
+  segment: fc.oneof({ weight: 30, arbitrary: fc.boolean() }, { weight: 1, arbitrary: fc.constantFrom<unknown>(1, 'yes', undefined, null) }),
+  continueOnError: fc.oneof({ weight: 30, arbitrary: fc.boolean() }, { weight: 1, arbitrary: fc.constantFrom<unknown>(0, 'no', undefined) }),
   controls: controlsArb,
-  arity: fc.oneof({ weight: 40, arbitrary: fc.constant(10) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: 9 }) }),
+  arity: fc.oneof({ weight: 40, arbitrary: fc.constant(3) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: 2 }) }),
+  repeat: fc.integer({ min: 1, max: 512 }),
 });
 
 const receiveCaseArb: fc.Arbitrary<ReceiveCase> = fc.record({
@@ -273,97 +329,119 @@ const receiveCaseArb: fc.Arbitrary<ReceiveCase> = fc.record({
 });
 
 // ---------------------------------------------------------------------------------------------
-// The model of the documented checks (lib/binding.ts send, lib/transport.ts BatchLayout)
+// The model of the documented checks (lib/binding.ts send, lib/batch.ts NativeBatch)
+
+/** A datagram of the window: its bytes and the record it targets (-1: the connected remote). */
+interface Planned { bytes: Uint8Array; record: number }
 
 /**
  * `datagrams` are those of the window up to the first the checks refuse (all of them when
- * valid), with `words[k]` the layout word where datagram k starts. 'unknown': the model cannot
- * tell whether the binding sees an array (a Proxy).
+ * valid). 'unknown': the model cannot tell whether the binding sees an array (a Proxy).
  */
 interface Model {
   valid: boolean | 'unknown';
   why: string;
-  datagrams: Uint8Array[];
-  words: number[];
+  datagrams: Planned[];
 }
 
 interface ModelInput {
+  batchIsObject: boolean;
+  segment: unknown;
+  continueOnError: unknown;
   isArray: boolean | 'unknown';
   arrayLength: number;
   element(index: number): MadeBuffer | undefined;
-  layout: Uint32Array | null | 'wrong';
+  ranges: Uint32Array | 'wrong';
+  spans: Uint32Array | 'wrong';
+  targets: Uint32Array | null | 'wrong';
+  table: Uint8Array | null | 'wrong';
   first: unknown;
-  firstWord: unknown;
   count: unknown;
   family: 4 | 6;
 }
 
 const isU32 = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff;
 
-function modelSend(m: ModelInput): Model {
-  const datagrams: Uint8Array[] = [];
-  const words: number[] = [];
-  const refuse = (why: string): Model => ({ valid: false, why, datagrams, words });
-  if (m.isArray === false) return refuse('buffers is not an array');
-  if (!isU32(m.first)) return refuse('first is not a uint32');
-  if (!isU32(m.firstWord)) return refuse('firstWord is not a uint32');
-  if (!isU32(m.count) || m.count > MAX_DATAGRAMS) return refuse('count out of range');
-  if (m.layout === 'wrong') return refuse('layout is not a Uint32Array');
-  const count = m.count;
-  const max = MAX_PAYLOAD[m.family];
-  if (m.layout === null) {
-    if (m.first > m.arrayLength || count > m.arrayLength - m.first) return refuse('window past buffers.length');
-    for (let i = 0; i < count; i++) {
-      words.push(0);
-      const b = m.element(m.first + i);
-      if (b === undefined || !b.isU8) return refuse(`buffer ${m.first + i} is not a Uint8Array`);
-      if (b.length > max) return refuse(`buffer ${m.first + i} is over the payload limit`);
-      // A view whose memory is gone must be refused: the bytes it described never go out.
-      datagrams.push(b.content);
-    }
-    words.push(0);
-  } else {
-    const w = m.layout;
-    if (m.firstWord > w.length) return refuse('firstWord past the layout');
-    // The shape and the buffer indices of the whole window are checked before any buffer is read.
-    let cursor = m.firstWord;
-    for (let d = 0; d < count; d++) {
-      if (cursor >= w.length) return refuse('layout ends before the last datagram');
-      const n = w[cursor++] as number;
-      if (n > MAX_RANGES) return refuse('more than 1024 ranges');
-      if (3 * n > w.length - cursor) return refuse('layout truncated');
-      for (let r = 0; r < n; r++, cursor += 3) {
-        if ((w[cursor] as number) >= m.arrayLength) return refuse('buffer index past buffers.length');
-      }
-    }
-    cursor = m.firstWord;
-    for (let d = 0; d < count; d++) {
-      words.push(cursor);
-      const n = w[cursor++] as number;
-      const parts: Uint8Array[] = [];
-      let total = 0;
-      for (let r = 0; r < n; r++, cursor += 3) {
-        const index = w[cursor] as number;
-        const offset = w[cursor + 1] as number;
-        const length = w[cursor + 2] as number;
-        const b = m.element(index);
-        if (b === undefined || !b.isU8) return refuse(`buffer ${index} is not a Uint8Array`);
-        if (offset > b.length || length > b.length - offset) return refuse(`range outside buffer ${index}`);
-        total += length;
-        if (total > max) return refuse('datagram over the payload limit');
-        parts.push(b.content.subarray(offset, offset + length));
-      }
-      const out = new Uint8Array(total);
-      let at = 0;
-      for (const p of parts) {
-        out.set(p, at);
-        at += p.byteLength;
-      }
-      datagrams.push(out);
-    }
-    words.push(cursor);
+/** Why destination record `r` of `table` is not one a socket of `family` sends to, or null. */
+function recordProblem(table: Uint8Array, r: number, family: 4 | 6): string | null {
+  const at = r * DESTINATION_RECORD_BYTES;
+  if (table[at] !== family) return `record ${r} has family ${table[at]}`;
+  if (table[at + 1] !== 0) return `record ${r} has a reserved byte set`;
+  if (table[at + 2] === 0 && table[at + 3] === 0) return `record ${r} has port 0`;
+  if (family === 4 && (table[at + 4]! | table[at + 5]! | table[at + 6]! | table[at + 7]!) !== 0) {
+    return `record ${r} is IPv4 with a scope id`;
   }
-  return { valid: m.isArray === 'unknown' ? 'unknown' : true, why: '', datagrams, words };
+  return null;
+}
+
+function modelSend(m: ModelInput): Model {
+  const datagrams: Planned[] = [];
+  const refuse = (why: string): Model => ({ valid: false, why, datagrams });
+  if (!isU32(m.first)) return refuse('first is not a uint32');
+  if (!isU32(m.count) || m.count > MAX_DATAGRAMS) return refuse('count out of range');
+  if (!m.batchIsObject) return refuse('batch is not an object');
+  if (typeof m.segment !== 'boolean') return refuse('segment is not a boolean');
+  if (typeof m.continueOnError !== 'boolean') return refuse('continueOnError is not a boolean');
+  if (m.isArray === false) return refuse('buffers is not an array');
+  if (m.ranges === 'wrong' || m.spans === 'wrong' || m.targets === 'wrong' || m.table === 'wrong') {
+    return refuse('a typed array of the wrong kind');
+  }
+  const { ranges, spans, targets, table, first, count } = m;
+  if (ranges.length % 3 !== 0) return refuse('ranges not in triples');
+  if (spans.length % 2 !== 0) return refuse('spans not in pairs');
+  if (table !== null && table.length % DESTINATION_RECORD_BYTES !== 0) return refuse('table not in records');
+  const rangeTotal = ranges.length / 3;
+  const records = table === null ? 0 : table.length / DESTINATION_RECORD_BYTES;
+  if (first + count > spans.length / 2) return refuse('window past the spans');
+  if (targets !== null) {
+    if (table === null) return refuse('targets without destinations');
+    if (first + count > targets.length) return refuse('targets shorter than the window');
+  }
+  if (table !== null && targets === null && records === 0) return refuse('an empty table, no targets');
+  // The shape of the window, its buffer indices and its records are checked before any buffer is read.
+  for (let d = first; d < first + count; d++) {
+    const firstRange = spans[2 * d]!;
+    const rangeCount = spans[2 * d + 1]!;
+    if (rangeCount > MAX_RANGES) return refuse('more than 1024 ranges');
+    if (firstRange + rangeCount > rangeTotal) return refuse('span past the ranges');
+    for (let r = firstRange; r < firstRange + rangeCount; r++) {
+      if (ranges[3 * r]! >= m.arrayLength) return refuse('buffer index past buffers.length');
+    }
+    if (table !== null) {
+      const record = targets === null ? 0 : targets[d]!;
+      if (record >= records) return refuse('target outside the table');
+      const problem = recordProblem(table, record, m.family);
+      if (problem !== null) return refuse(problem);
+    }
+  }
+  const max = MAX_PAYLOAD[m.family];
+  for (let d = first; d < first + count; d++) {
+    const firstRange = spans[2 * d]!;
+    const rangeCount = spans[2 * d + 1]!;
+    const parts: Uint8Array[] = [];
+    let total = 0;
+    for (let r = firstRange; r < firstRange + rangeCount; r++) {
+      const index = ranges[3 * r]!;
+      const offset = ranges[3 * r + 1]!;
+      const length = ranges[3 * r + 2]!;
+      const b = m.element(index);
+      if (b === undefined || !b.isU8) return refuse(`buffer ${index} is not a Uint8Array`);
+      // A view whose memory is gone is refused: the bytes it described never go out.
+      if (b.gone) return refuse(`buffer ${index} has no memory`);
+      if (offset > b.length || length > b.length - offset) return refuse(`range outside buffer ${index}`);
+      total += length;
+      if (total > max) return refuse('datagram over the payload limit');
+      parts.push(b.content.subarray(offset, offset + length));
+    }
+    const out = new Uint8Array(total);
+    let at = 0;
+    for (const p of parts) {
+      out.set(p, at);
+      at += p.byteLength;
+    }
+    datagrams.push({ bytes: out, record: table === null ? -1 : targets === null ? 0 : targets[d]! });
+  }
+  return { valid: m.isArray === 'unknown' ? 'unknown' : true, why: '', datagrams };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -371,12 +449,19 @@ function modelSend(m: ModelInput): Model {
 
 interface Env {
   rx: { 4: Receiver; 6: Receiver | null };
+  rx2: { 4: Receiver; 6: Receiver | null };
   inner: { 4: Receiver; 6: Receiver | null };
   probe: { 4: Receiver; 6: Receiver | null };
   innerSender: NativeUdpSocket;
   feeder: { 4: NativeUdpSocket; 6: NativeUdpSocket | null };
   anyReaches: { 4: boolean; 6: boolean };
   flipper: Flipper | null;
+}
+
+/** A batch of whole datagrams to one address, as the library builds it. */
+function plainBatch(datagrams: readonly Uint8Array[], family: 4 | 6, address: string, port: number): NativeBatch {
+  return buildBatch(datagrams, { family, address, port, scopeId: 0 },
+    { family, segment: false, continueOnError: false, controls: undefined });
 }
 
 class Flipper {
@@ -394,8 +479,8 @@ class Flipper {
     });
   }
 
-  /** The first `length` words of the shared region, holding `values`. */
-  layout(values: readonly number[]): Uint32Array {
+  /** The first `values.length` words of the shared region, holding `values`. */
+  shared(values: readonly number[]): Uint32Array {
     const view = new Uint32Array(this.words, 0, values.length);
     for (let i = 0; i < values.length; i++) view[i] = values[i] as number;
     return view;
@@ -445,22 +530,25 @@ export interface NativeTargetOptions {
 }
 
 export function nativeTarget(options: NativeTargetOptions): TargetDefinition<NativeCase> {
-  const rx6 = options.ipv6 ? new Receiver(FAST_V6, 6) : null;
+  const v6 = (): Receiver | null => (options.ipv6 ? new Receiver(FAST_V6, 6) : null);
   const env: Env = {
-    rx: { 4: new Receiver(FAST_V4, 4), 6: rx6 },
-    inner: { 4: new Receiver(FAST_V4, 4), 6: options.ipv6 ? new Receiver(FAST_V6, 6) : null },
-    probe: { 4: new Receiver(FAST_V4, 4), 6: options.ipv6 ? new Receiver(FAST_V6, 6) : null },
+    rx: { 4: new Receiver(FAST_V4, 4), 6: v6() },
+    rx2: { 4: new Receiver(FAST_V4, 4), 6: v6() },
+    inner: { 4: new Receiver(FAST_V4, 4), 6: v6() },
+    probe: { 4: new Receiver(FAST_V4, 4), 6: v6() },
     innerSender: openNative(4),
     feeder: { 4: openNative(4), 6: options.ipv6 ? openNative(6) : null },
     anyReaches: { 4: false, 6: false },
     flipper: options.exclude.has('racy') ? null : new Flipper(options.lifetimeMs),
   };
+  const receivers = (): Receiver[] => [env.rx[4], env.rx[6], env.rx2[4], env.rx2[6], env.inner[4], env.inner[6],
+    env.probe[4], env.probe[6]].filter((r): r is Receiver => r !== null);
   // Does a datagram to 0.0.0.0 (::) reach 127.0.0.1 (::1) here (Linux: yes)? Measured, not assumed.
   for (const family of [4, 6] as const) {
     const feeder = env.feeder[family];
     const receiver = env.rx[family];
     if (feeder === null || receiver === null) continue;
-    feeder.send([Uint8Array.of(1)], null, 0, 0, 1, family === 4 ? '0.0.0.0' : '::', receiver.port, 0, false);
+    feeder.send(plainBatch([Uint8Array.of(1)], family, family === 4 ? '0.0.0.0' : '::', receiver.port), 0, 1);
     env.anyReaches[family] = receiver.waitSync(1, 100);
     receiver.take();
   }
@@ -468,7 +556,8 @@ export function nativeTarget(options: NativeTargetOptions): TargetDefinition<Nat
   const budget = new ReadBudget(100000);
   const figures: Record<string, number> = {
     'model valid': 0, 'model unknown': 0, 'valid but refused': 0, 'datagrams verified': 0,
-    'bytes verified': 0, 'racy sends': 0, 'mid-call mutations': 0, 'late arrivals': 0, 'receive cases': 0,
+    'bytes verified': 0, 'failures verified': 0, 'racy sends': 0, 'mid-call mutations': 0, 'late arrivals': 0,
+    'receive cases': 0,
   };
   const bump = (key: string, by = 1): void => {
     figures[key] = (figures[key] ?? 0) + by;
@@ -484,27 +573,25 @@ export function nativeTarget(options: NativeTargetOptions): TargetDefinition<Nat
     async: false,
     // Coarse on purpose: crashes are grouped by it.
     kindOf: (c) => (c.op === 'receive' ? 'receive' : c.array.shape === 'huge' ? 'send-huge'
-      : c.layout.kind === 'built' && c.layout.storage === 'racy' ? 'send-racy' : 'send'),
+      : racyArray(c) !== null ? 'send-racy' : 'send'),
     run: (c) => {
       try {
         return c.op === 'receive' ? runReceive(c, env, bump) : runSend(c, env, budget, bump);
       } catch (error) {
         // A failed case may leave datagrams behind: they must not count against the next one.
-        for (const r of [env.rx[4], env.rx[6], env.inner[4], env.inner[6], env.probe[4], env.probe[6]]) r?.take();
+        for (const r of receivers()) r.take();
         throw error;
       }
     },
     figures: () => {
       // Loopback never loses a datagram unless a receive buffer overflows: this must stay 0.
       let drops = 0;
-      for (const r of [env.rx[4], env.rx[6], env.inner[4], env.inner[6], env.probe[4], env.probe[6]]) {
-        if (r !== null) drops += Math.max(0, r.drops());
-      }
+      for (const r of receivers()) drops += Math.max(0, r.drops());
       return { ...figures, 'receiver drops': drops };
     },
     close: async () => {
       await env.flipper?.close();
-      for (const r of [env.rx[4], env.rx[6], env.inner[4], env.inner[6], env.probe[4], env.probe[6]]) r?.close();
+      for (const r of receivers()) r.close();
       env.innerSender.close();
       env.feeder[4].close();
       env.feeder[6]?.close();
@@ -512,13 +599,26 @@ export function nativeTarget(options: NativeTargetOptions): TargetDefinition<Nat
   };
 }
 
+/** The one typed array of a send case whose word another thread flips, if any. */
+function racyArray(c: SendCase): 'ranges' | 'spans' | 'targets' | null {
+  if (c.rangeWords.kind === 'built' && c.rangeWords.storage === 'racy') return 'ranges';
+  if (c.spanWords.kind === 'built' && c.spanWords.storage === 'racy') return 'spans';
+  if (c.targetWords.kind === 'built' && c.targetWords.storage === 'racy') return 'targets';
+  return null;
+}
+
 /** Keeps cases to what this run can do (no IPv6 here, nothing unroutable outside a namespace). */
 function sanitize(c: NativeCase, options: NativeTargetOptions, exclude: ReadonlySet<string>): NativeCase {
   if (!options.ipv6 && c.family === 6) c = { ...c, family: 4 };
   if (c.op === 'send') {
-    if (!options.isolated && c.address.kind === 'unroutable') c = { ...c, address: { ...c.address, kind: 'noListener' } };
+    if (!options.isolated && c.table.records.includes('unroutable')) {
+      c = { ...c, table: { ...c.table, records: c.table.records.map((k) => (k === 'unroutable' ? 'noListener' : k)) } };
+    }
     if (exclude.has('huge') && c.array.shape === 'huge') c = { ...c, array: { ...c.array, shape: 'sparse' } };
-    if (exclude.has('racy') && c.layout.storage === 'racy') c = { ...c, layout: { ...c.layout, storage: 'sab' } };
+    // One racy array per case (the flipper flips one word), none when racing is off.
+    const racy = exclude.has('racy') ? null : racyArray(c);
+    const calm = (w: WordsSpec, name: string): WordsSpec => (w.storage === 'racy' && name !== racy ? { ...w, storage: 'sab' } : w);
+    c = { ...c, rangeWords: calm(c.rangeWords, 'ranges'), spanWords: calm(c.spanWords, 'spans'), targetWords: calm(c.targetWords, 'targets') };
   }
   return c;
 }
@@ -533,10 +633,15 @@ interface Effects {
   ownErrors: Set<unknown>;
 }
 
+const WRONG_WORDS = (words: number[]): unknown[] => [Int32Array.from(words), words, Uint8Array.from(words),
+  Float64Array.from(words), BigUint64Array.from(words.map((w) => BigInt(w))), new DataView(Uint32Array.from(words).buffer), 42,
+  'words', {}];
+
 function runSend(c: SendCase, env: Env, budget: ReadBudget, bump: (key: string, by?: number) => void): string {
   budget.reset();
   const family = c.family;
   const rx = env.rx[family] as Receiver;
+  const rx2 = env.rx2[family] as Receiver;
   const inner = env.inner[family] as Receiver;
 
   // The sending socket, fresh per case.
@@ -598,7 +703,7 @@ function runSend(c: SendCase, env: Env, budget: ReadBudget, bump: (key: string, 
         const to = (env.inner[sameFamily] ?? inner) as Receiver;
         const datagram = Uint8Array.of(0x49, 0x4e, g.target, g.keep);
         try {
-          const r = socket.send([datagram], null, 0, 0, 1, to.address, to.port, 0, false);
+          const r = socket.send(plainBatch([datagram], sameFamily, to.address, to.port), 0, 1);
           if (r.datagrams === 1) effects.inner.push({ receiver: to, datagram });
         } catch {
           // Refused: a send from inside a send's arguments (SendGuard). Nothing was sent.
@@ -670,128 +775,188 @@ function runSend(c: SendCase, env: Env, budget: ReadBudget, bump: (key: string, 
     return i >= 0 && i < made.length ? made[i] : undefined;
   };
 
-  // The layout.
-  const payloadLeft = { bytes: PAYLOAD_CAP };
-  let layoutValue: unknown = null;
-  let modelLayout: Uint32Array | null | 'wrong' = null;
-  let racy: { at: number; valid: number } | null = null;
-  // A racy layout is well-formed apart from the flipped word: the race is what it tests.
-  const clean = c.layout.storage === 'racy' && c.layout.kind === 'built' && made.length > 0;
-  const spec: LayoutSpec = clean ? { ...c.layout, tamper: { kind: 'none', n: 0, at: 0 } } : c.layout;
-  if (spec.kind === 'undefined') layoutValue = undefined;
-  if (spec.kind === 'built' || spec.kind === 'wrong') {
-    const words: number[] = [...spec.prefix];
-    let firstIndexWord = -1;
-    for (const d of spec.datagrams) {
-      words.push(clean ? d.ranges.length : d.countLie ?? d.ranges.length);
-      for (const range of d.ranges) {
-        const r: RangeSpec = clean ? {
-          elem: range.elem % made.length,
-          off: { f: range.off.f, d: 0, raw: null },
-          len: { f: range.len.f, d: 0, raw: null },
-        } : range;
-        const index = r.elem >= 0x100 ? r.elem : base + r.elem;
-        const length = (made[r.elem]?.length) ?? 0;
-        const offset = r.off.raw ?? Math.floor((r.off.f * length) / 100) + r.off.d;
-        const room = Math.max(0, length - Math.max(0, offset));
-        let take = r.len.raw ?? Math.floor((r.len.f * room) / 100) + r.len.d;
-        if (offset >= 0 && take >= 0 && offset <= length && take <= length - offset) {
-          take = Math.min(take, payloadLeft.bytes);
-          payloadLeft.bytes -= take;
-        }
-        if (firstIndexWord < 0) firstIndexWord = words.length;
-        words.push(index >>> 0, offset >>> 0, take >>> 0);
-      }
-    }
-    if (spec.tamper.kind === 'truncate') words.splice(Math.max(0, words.length - spec.tamper.n));
-    if (spec.tamper.kind === 'append') words.push(spec.tamper.n);
-    if (spec.tamper.kind === 'poke' && words.length > 0) words[spec.tamper.at % words.length] = spec.tamper.n;
-    const u32 = Uint32Array.from(words);
-    if (spec.kind === 'wrong') {
-      const wrongs: unknown[] = [Int32Array.from(words), words, Uint8Array.from(words), Float64Array.from(words),
-        BigUint64Array.from(words.map((w) => BigInt(w))), new DataView(u32.buffer), 42, 'layout', {}];
-      layoutValue = wrongs[spec.wrong % wrongs.length];
-      modelLayout = 'wrong';
-    } else {
-      modelLayout = u32;
-      switch (spec.storage) {
-        case 'plain':
-          layoutValue = u32;
-          break;
-        case 'offset': {
-          const bigger = new Uint32Array(words.length + 3);
-          bigger.set(words, 3);
-          layoutValue = bigger.subarray(3);
-          break;
-        }
-        case 'sab': {
-          const shared = new Uint32Array(new SharedArrayBuffer(4 * Math.max(1, words.length)), 0, words.length);
-          shared.set(words);
-          layoutValue = shared;
-          break;
-        }
-        case 'racy': {
-          const flipper = env.flipper;
-          // The word flipped is the first buffer index the window reads.
-          if (flipper !== null && firstIndexWord >= 0 && words.length <= 4096) {
-            layoutValue = flipper.layout(words);
-            racy = { at: firstIndexWord, valid: words[firstIndexWord] as number };
-          } else {
-            layoutValue = u32;
-          }
-          break;
-        }
-        case 'detached': {
-          const copy = Uint32Array.from(words);
-          detachBuffer(copy.buffer as ArrayBuffer);
-          layoutValue = copy;
-          modelLayout = new Uint32Array(0);
-          break;
-        }
-      }
-    }
-  }
+  // A racy batch is well-formed apart from the flipped word: the race is what it tests.
+  const racyName = racyArray(c);
+  const clean = racyName !== null && env.flipper !== null && made.length > 0;
+  const tamper = (words: number[], spec: WordsSpec): number[] => {
+    const out = [...words];
+    if (clean) return out;
+    if (spec.tamper.kind === 'truncate') out.splice(Math.max(0, out.length - spec.tamper.n));
+    if (spec.tamper.kind === 'append') out.push(spec.tamper.n);
+    if (spec.tamper.kind === 'poke' && out.length > 0) out[spec.tamper.at % out.length] = spec.tamper.n;
+    return out;
+  };
 
-  // Window numbers.
-  const n = made.length;
-  const nullLayout = modelLayout === null;
+  // Ranges, over the made buffers; each one's bytes when it lies inside its buffer.
+  const rangeWords: number[] = [];
+  const rangeBytes: number[] = [];
+  for (const spec of c.ranges) {
+    const r: RangeSpec = clean ? {
+      elem: spec.elem % made.length,
+      off: { f: spec.off.f, d: 0, raw: null },
+      len: { f: spec.len.f, d: 0, raw: null },
+    } : spec;
+    const index = r.elem >= 0x100 ? r.elem : base + r.elem;
+    const length = made[r.elem]?.length ?? 0;
+    const offset = r.off.raw ?? Math.floor((r.off.f * length) / 100) + r.off.d;
+    const room = Math.max(0, length - Math.max(0, offset));
+    const take = r.len.raw ?? Math.floor((r.len.f * room) / 100) + r.len.d;
+    rangeWords.push(index >>> 0, offset >>> 0, take >>> 0);
+    rangeBytes.push(offset >= 0 && take >= 0 && offset <= length && take <= length - offset ? take : 0);
+  }
+  // Spans: mostly over the ranges there are; a lie now and then. Spans may share ranges, so the
+  // bytes of a case are bounded span by span (the receive buffers must hold them).
+  const rangeTotal = c.ranges.length;
+  const spanWords: number[] = [];
+  let cost = 0;
+  for (const s of c.spans) {
+    let [firstRange, rangeCount] = s.lie !== null && !clean ? s.lie
+      : [s.at % (rangeTotal + 1), 0];
+    if (s.lie === null || clean) rangeCount = Math.min(s.count, rangeTotal - firstRange);
+    let bytes = 0;
+    for (let r = firstRange; r < Math.min(rangeTotal, firstRange + rangeCount); r++) bytes += rangeBytes[r] ?? 0;
+    if (cost + truesize(bytes) > PAYLOAD_CAP) {
+      rangeCount = 0;
+      bytes = 0;
+    }
+    cost += truesize(bytes);
+    spanWords.push(firstRange >>> 0, rangeCount >>> 0);
+  }
+  const n = c.spans.length;
+
+  // The destination table.
+  const t = c.table;
+  const kinds = t.records.map((k): RecordKind => (clean && ['otherFamily', 'port0', 'reserved', 'family0'].includes(k) ? 'rx' : k));
+  const tableBytes = new Uint8Array(kinds.length * DESTINATION_RECORD_BYTES + (clean ? 0 : t.tail));
+  kinds.forEach((kind, i) => tableBytes.set(recordOf(kind, family, rx, rx2), i * DESTINATION_RECORD_BYTES));
+  const records = kinds.length;
+  const reachOf = (record: number): Receiver | null => {
+    if (record < 0) return c.sender === 'connected' ? rx : null;
+    switch (kinds[record]) {
+      case 'rx': return rx;
+      case 'rx2': return rx2;
+      case 'any': return env.anyReaches[family] ? rx : null;
+      case 'scoped': return family === 6 ? rx : null; // a scope id is ignored for ::1 (not link-local)
+      default: return null;
+    }
+  };
+  const mayFail = (record: number): boolean =>
+    ['broadcast', 'mapped', 'unroutable'].includes(kinds[record] ?? '');
+
+  // The window.
   const valueOf = (arg: WinArg, valid: number): unknown => (arg.mode === 'special' ? arg.value : valid + arg.delta);
   const pickFirst = c.first.mode === 'valid' ? Math.min(c.first.pick, n) : 0;
-  const first = valueOf(c.first, nullLayout ? base + pickFirst : pickFirst);
-  const firstWord = clean ? spec.prefix.length : valueOf(c.firstWord, nullLayout ? 0 : spec.prefix.length);
-  const count = clean ? spec.datagrams.length : valueOf(c.count, nullLayout ? n - pickFirst : spec.datagrams.length);
+  const first = clean ? pickFirst : valueOf(c.first, pickFirst);
+  const count = clean ? n - pickFirst : valueOf(c.count, n - pickFirst);
 
-  // Address and port. With fewer than 6 arguments the address is undefined: the connected remote.
-  const a = c.address;
-  let address: unknown;
-  let reachesWithPort = false;
-  switch (a.kind) {
-    case 'rx': address = rx.address; reachesWithPort = true; break;
-    case 'null': address = null; break;
-    case 'mapped': address = '::ffff:127.0.0.1'; break;
-    case 'any': address = family === 4 ? '0.0.0.0' : '::'; reachesWithPort = env.anyReaches[family]; break;
-    case 'noListener': address = family === 4 ? '127.0.0.3' : '::1'; break;
-    case 'unroutable': address = family === 4 ? '198.18.0.1' : 'fd00::1'; break;
-    case 'otherFamily': address = family === 4 ? FAST_V6 : FAST_V4; break;
-    case 'zone': address = family === 4 ? '127.0.0.1%1' : '::1%1'; break;
-    case 'garbage': address = GARBAGE_ADDRESSES[a.garbage]; break;
-    case 'nonString': address = [0, {}, [], true][a.garbage % 4]; break;
+  // Targets: per datagram, a record of the table (or a raw word now and then).
+  const targetWords = Array.from({ length: n }, (_, i) => {
+    const spec = c.targets[i] ?? { pick: i, raw: null };
+    return spec.raw !== null && !clean ? spec.raw : records === 0 ? spec.pick : spec.pick % records;
+  });
+
+  // The typed arrays, each of its storage.
+  let racy: { at: number; valid: number } | null = null;
+  const makeWords = (name: 'ranges' | 'spans' | 'targets', words: number[], spec: WordsSpec): { value: unknown; model: Uint32Array | null | 'wrong' } => {
+    const kind = clean && name !== 'targets' ? 'built' : spec.kind;
+    if (kind === 'null' || kind === 'undefined') {
+      return { value: kind === 'null' ? null : undefined, model: name === 'targets' ? null : 'wrong' };
+    }
+    const tampered = tamper(words, spec);
+    if (kind === 'wrong') {
+      const wrongs = WRONG_WORDS(tampered);
+      return { value: wrongs[spec.wrong % wrongs.length], model: 'wrong' };
+    }
+    const u32 = Uint32Array.from(tampered);
+    switch (spec.storage) {
+      case 'plain':
+        return { value: u32, model: u32 };
+      case 'offset': {
+        const bigger = new Uint32Array(tampered.length + 3);
+        bigger.set(tampered, 3);
+        return { value: bigger.subarray(3), model: u32 };
+      }
+      case 'sab': {
+        const shared = new Uint32Array(new SharedArrayBuffer(4 * Math.max(1, tampered.length)), 0, tampered.length);
+        shared.set(tampered);
+        return { value: shared, model: u32 };
+      }
+      case 'racy': {
+        const flipper = env.flipper;
+        // The word flipped is one the window's first datagram needs: a buffer index, a first
+        // range, a target. Its invalid value is refused wherever the copy catches it.
+        const start = isU32(first) ? first : 0;
+        const at = name === 'targets' ? start
+          : name === 'spans' ? 2 * start
+            : 3 * (spanWords[2 * start] ?? 0);
+        const usable = flipper !== null && racy === null && tampered.length <= 4096 && at < tampered.length &&
+          (name !== 'ranges' || (spanWords[2 * start + 1] ?? 0) > 0);
+        if (!usable || flipper === null) return { value: u32, model: u32 };
+        racy = { at, valid: tampered[at]! };
+        return { value: flipper.shared(tampered), model: u32 };
+      }
+      case 'detached': {
+        const copy = Uint32Array.from(tampered);
+        detachBuffer(copy.buffer as ArrayBuffer);
+        return { value: copy, model: new Uint32Array(0) };
+      }
+    }
+  };
+  const rangesArg = makeWords('ranges', rangeWords, c.rangeWords);
+  const spansArg = makeWords('spans', spanWords, c.spanWords);
+  const targetsArg = makeWords('targets', targetWords, c.targetWords);
+  let tableValue: unknown = null;
+  let tableModel: Uint8Array | null | 'wrong' = null;
+  if (t.kind === 'built' || clean) {
+    tableModel = tableBytes;
+    switch (t.storage) {
+      case 'plain': tableValue = tableBytes; break;
+      case 'offset': {
+        const bigger = new Uint8Array(tableBytes.length + 5);
+        bigger.set(tableBytes, 5);
+        tableValue = bigger.subarray(5);
+        break;
+      }
+      case 'sab': {
+        const shared = new Uint8Array(new SharedArrayBuffer(Math.max(1, tableBytes.length)), 0, tableBytes.length);
+        shared.set(tableBytes);
+        tableValue = shared;
+        break;
+      }
+      case 'detached': {
+        const copy = Uint8Array.from(tableBytes);
+        detachBuffer(copy.buffer as ArrayBuffer);
+        tableValue = copy;
+        tableModel = new Uint8Array(0);
+        break;
+      }
+    }
+  } else if (t.kind === 'wrong') {
+    const wrongs: unknown[] = [new Uint32Array(tableBytes.buffer, 0, tableBytes.length >> 2), new Uint8ClampedArray(tableBytes),
+      tableBytes.buffer, Array.from(tableBytes), 'destinations', {}, 42];
+    tableValue = wrongs[t.wrong % wrongs.length];
+    tableModel = 'wrong';
   }
-  const port = a.port === 'rx' ? (a.kind === 'noListener' ? 9 : rx.port) : a.port;
-  const toConnected = address === null || c.arity <= 5;
-  const reaches = toConnected ? c.sender === 'connected' : reachesWithPort && a.port === 'rx';
+
+  const modelOf = (elementAt: (index: number) => MadeBuffer | undefined): Model => modelSend({
+    batchIsObject: c.shape !== 'notObject', segment: c.segment, continueOnError: c.continueOnError,
+    isArray, arrayLength, element: elementAt, ranges: rangesArg.model as Uint32Array | 'wrong',
+    spans: spansArg.model as Uint32Array | 'wrong', targets: targetsArg.model, table: tableModel, first, count,
+    // A socket never opened has no family of its own: the addon checks its batches as IPv4.
+    family: c.sender === 'unopened' ? 4 : family,
+  });
+  const model0 = modelOf(element);
 
   // Controls.
   const ctl = c.controls;
   const fields = { ...ctl.fields };
   let controls: unknown;
-  const model0 = modelSend({ isArray, arrayLength, element, layout: modelLayout, first, firstWord, count, family });
   // Explicit segments multiply datagrams: drop the segment size when the receiver could overflow.
   if (typeof fields.segmentSize === 'number') {
-    const arriving = segmented(model0.datagrams, fields.segmentSize);
-    let cost = 0;
-    for (const d of arriving) cost += truesize(d.byteLength);
-    if (cost > RECEIVE_BUDGET) delete fields.segmentSize;
+    const arriving = segmented(model0.datagrams.map((d) => d.bytes), fields.segmentSize);
+    let bytes = 0;
+    for (const d of arriving) bytes += truesize(d.byteLength);
+    if (bytes > RECEIVE_BUDGET) delete fields.segmentSize;
   }
   if (ctl.kind === 'null') controls = null;
   if (ctl.kind === 'odd') controls = ctl.odd;
@@ -811,10 +976,34 @@ function runSend(c: SendCase, env: Env, budget: ReadBudget, bump: (key: string, 
     }
     controls = object;
   }
-  const segmentSize = c.arity === 10 && ctl.kind === 'object' && typeof fields.segmentSize === 'number'
-    ? fields.segmentSize : undefined;
+  const segmentSize = ctl.kind === 'object' && typeof fields.segmentSize === 'number' ? fields.segmentSize : undefined;
+  // A source address or an interface may make any destination refuse (EADDRNOTAVAIL, ...).
+  const anyMayFail = ctl.kind === 'object' && (fields.sourceAddress !== undefined || fields.interfaceIndex !== undefined);
 
-  const args: unknown[] = [array, layoutValue, first, firstWord, count, address, port, a.scope, c.segment, controls];
+  // The batch object.
+  const batchFields: Record<BatchField, unknown> = {
+    buffers: array, ranges: rangesArg.value, spans: spansArg.value, targets: targetsArg.value, destinations: tableValue,
+    segment: c.segment, continueOnError: c.continueOnError, controls,
+  };
+  const object: Record<string, unknown> = { ...batchFields };
+  const fieldGetter = c.fieldGetter;
+  if (fieldGetter !== null) {
+    const value = batchFields[fieldGetter.field];
+    Object.defineProperty(object, fieldGetter.field, {
+      get() {
+        act(fieldGetter.spec);
+        return value;
+      },
+      enumerable: true,
+      configurable: true,
+    });
+  }
+  let batch: unknown = object;
+  if (c.shape === 'proxy') batch = new Proxy(object, {});
+  if (c.shape === 'frozen') batch = Object.freeze(object);
+  if (c.shape === 'notObject') batch = [null, undefined, 42, 'batch', true, 10n][c.notObject % 6];
+
+  const args: unknown[] = [batch, first, count];
   const call = (): { result?: unknown; thrown?: unknown; threw: boolean } => {
     try {
       return { result: (sender.send as (...x: unknown[]) => unknown)(...args.slice(0, c.arity)), threw: false };
@@ -824,34 +1013,33 @@ function runSend(c: SendCase, env: Env, budget: ReadBudget, bump: (key: string, 
   };
 
   const hugeBefore = c.array.shape === 'huge' ? process.memoryUsage.rss() : 0;
-  const sends = racy !== null ? c.layout.repeat : 1;
+  const race = racy as { at: number; valid: number } | null;
+  const sends = race !== null ? c.repeat : 1;
   let outcome = '';
   try {
-  for (let s = 0; s < sends; s++) {
-    if (racy !== null) {
-      bump('racy sends');
-      env.flipper?.start(racy.at, racy.valid);
-    }
-    const attempt = call();
-    if (racy !== null) {
-      env.flipper?.stop();
-      if (!attempt.threw) bump('racy sends accepted');
-    }
-    const remodel = (): Model => modelSend({
-      isArray, arrayLength, layout: modelLayout, first, firstWord, count, family,
-      element: (index) => {
+    for (let s = 0; s < sends; s++) {
+      if (race !== null) {
+        bump('racy sends');
+        env.flipper?.start(race.at, race.valid);
+      }
+      const attempt = call();
+      if (race !== null) {
+        env.flipper?.stop();
+        if (!attempt.threw) bump('racy sends accepted');
+      }
+      const remodel = (): Model => modelOf((index) => {
         const m = element(index);
         if (m === undefined || !effects.grownSet.has(made.indexOf(m))) return m;
         const bytes = m.now();
         return { ...m, content: bytes, length: bytes.byteLength };
-      },
-    });
-    outcome = checkSend(c, attempt, {
-      model: effects.grown ? remodel() : model0, effects, budget, rx, reaches, segmentSize, env, arity: c.arity, bump,
-    });
-    effects.inner = [];
-    if (effects.closed || effects.mutated || effects.grown || c.sender !== 'open') break;
-  }
+      });
+      outcome = checkSend(c, attempt, {
+        model: effects.grown ? remodel() : model0, effects, budget, reachOf, mayFail, anyMayFail, segmentSize, env,
+        first: isU32(first) ? first : 0, bump,
+      });
+      effects.inner = [];
+      if (effects.closed || effects.mutated || effects.grown || c.sender !== 'open') break;
+    }
   } finally {
     env.flipper?.stop();
     sender.close();
@@ -867,23 +1055,57 @@ function runSend(c: SendCase, env: Env, budget: ReadBudget, bump: (key: string, 
   return outcome;
 }
 
+/** The 24-byte record of a destination of `kind` for a socket of `family`. */
+function recordOf(kind: RecordKind, family: 4 | 6, rx: Receiver, rx2: Receiver): Uint8Array {
+  const record = new Uint8Array(DESTINATION_RECORD_BYTES);
+  const put = (address: string, port: number, scopeId = 0): void =>
+    encodeDestination({ family, address, port, scopeId }, record, 0);
+  const v4 = family === 4;
+  switch (kind) {
+    case 'rx': put(rx.address, rx.port); break;
+    case 'rx2': put(rx2.address, rx2.port); break;
+    case 'any': put(v4 ? '0.0.0.0' : '::', rx.port); break;
+    case 'scoped': put(rx.address, rx.port); record[4] = 1; break;
+    case 'noListener': put(v4 ? '127.0.0.3' : '::1', 9); break;
+    case 'unroutable': put(v4 ? '198.18.0.1' : 'fd00::1', 9); break;
+    // Without SO_BROADCAST: EACCES. IPv6 has no broadcast: a v4-mapped address on an IPv6-only
+    // socket (ENETUNREACH) instead, both ways round.
+    case 'broadcast':
+    case 'mapped':
+      if (v4) put('127.255.255.255', rx.port);
+      else put('::ffff:127.0.0.1', rx.port);
+      break;
+    case 'otherFamily': put(rx.address, rx.port); record[0] = v4 ? 6 : 4; break;
+    case 'port0': put(rx.address, rx.port); record[2] = 0; record[3] = 0; break;
+    case 'reserved': put(rx.address, rx.port); record[1] = 1; break;
+    case 'family0': put(rx.address, rx.port); record[0] = 0; break;
+  }
+  return record;
+}
+
 interface CheckContext {
   model: Model;
   effects: Effects;
   budget: ReadBudget;
-  rx: Receiver;
-  reaches: boolean;
+  reachOf(record: number): Receiver | null;
+  mayFail(record: number): boolean;
+  anyMayFail: boolean;
   segmentSize: number | undefined;
   env: Env;
-  arity: number;
+  first: number;
   bump: (key: string, by?: number) => void;
+}
+
+/** Datagrams on the wire for one of `length` bytes (native/segmentation.cc RecordSent). */
+function wireSegments(length: number, segmentSize: number | undefined): number {
+  return segmentSize !== undefined && length > segmentSize ? Math.ceil(length / segmentSize) : 1;
 }
 
 function checkSend(c: SendCase, attempt: { result?: unknown; thrown?: unknown; threw: boolean }, x: CheckContext): string {
   const { model, effects } = x;
   if (x.budget.exceeded) fail('the native send kept reading getters past the step bound (a loop)');
   let outcome: string;
-  let sent: Uint8Array[] = [];
+  let sent: Planned[] = [];
   if (attempt.threw) {
     const name = errorName(attempt.thrown);
     if (effects.ownErrors.has(attempt.thrown)) {
@@ -893,13 +1115,14 @@ function checkSend(c: SendCase, attempt: { result?: unknown; thrown?: unknown; t
     } else {
       fail(`send threw ${errorText(attempt.thrown)} (only TypeError/RangeError are allowed)`);
     }
-    if (model.valid === true && !effects.mutated && !effects.closed && x.arity === 10) x.bump('valid but refused');
+    if (model.valid === true && !effects.mutated && !effects.closed && c.arity === 3) x.bump('valid but refused');
   } else {
     const r = attempt.result;
     if (typeof r !== 'object' || r === null) fail(`send returned ${String(r)}, not a result object`);
-    const { datagrams, bytes, errno, syscall, word } = r as Record<string, unknown>;
-    if (typeof datagrams !== 'number' || typeof bytes !== 'number' || typeof errno !== 'number' ||
-      typeof syscall !== 'string' || typeof word !== 'number') {
+    const { datagrams, bytes, segments, errno, syscall, wouldBlock, failures } = r as Record<string, unknown>;
+    if (typeof datagrams !== 'number' || typeof bytes !== 'number' || typeof segments !== 'number' ||
+      typeof errno !== 'number' || typeof syscall !== 'string' || typeof wouldBlock !== 'boolean' ||
+      !(failures === null || Array.isArray(failures))) {
       fail(`send returned a malformed result ${JSON.stringify(r)}`);
     }
     // A buffer shrunk or grown mid-call may turn a refused call into one the binding takes: then
@@ -909,21 +1132,52 @@ function checkSend(c: SendCase, attempt: { result?: unknown; thrown?: unknown; t
       fail(`send accepted a call the documented checks refuse (${model.why}): ${JSON.stringify(r)}`);
     }
     x.bump(model.valid === true ? 'model valid' : model.valid === false ? 'model refused, changed mid-call' : 'model unknown');
+    if ((failures !== null) !== (c.continueOnError === true)) {
+      fail(`send returned failures ${JSON.stringify(failures)} with continueOnError ${String(c.continueOnError)}`);
+    }
     const window = model.datagrams.length;
-    if (!Number.isInteger(datagrams) || datagrams < 0 || datagrams > window) {
-      fail(`send reported ${datagrams} datagrams sent; ${model.valid === false ? 'at most' : 'the window holds'} ${window}`);
+    const list = (failures ?? []) as unknown[];
+    if (list.length % 2 !== 0) fail(`failures ${JSON.stringify(list)} are not [index, errno] pairs`);
+    const failed = new Set<number>();
+    let previous = -1;
+    for (let i = 0; i < list.length; i += 2) {
+      const index = list[i];
+      const error = list[i + 1];
+      if (typeof index !== 'number' || typeof error !== 'number' || !Number.isInteger(index) || index <= previous ||
+        index < x.first || index >= x.first + window) {
+        fail(`failures ${JSON.stringify(list)}: entry ${i / 2} is not an increasing batch index of the window`);
+      }
+      if (!DESTINATION_ERRORS.has(error)) fail(`failure of datagram ${index} is ${errnoName(error)}, not a destination's error`);
+      const record = model.datagrams[index - x.first]!.record;
+      if (!x.anyMayFail && !x.mayFail(record)) {
+        fail(`datagram ${index} failed with ${errnoName(error)}, but its destination (record ${record}) cannot refuse it`);
+      }
+      failed.add(index - x.first);
+      previous = index;
     }
-    if (errno === 0 && datagrams !== window) fail(`send reported errno 0 after ${datagrams} of ${window} datagrams`);
-    sent = model.datagrams.slice(0, datagrams);
-    const expectedBytes = sent.reduce((sum, d) => sum + d.byteLength, 0);
-    if (bytes !== expectedBytes) {
-      fail(`send reported ${bytes} bytes for ${datagrams} datagrams that hold ${expectedBytes}`);
+    const processed = datagrams + failed.size;
+    if (!Number.isInteger(datagrams) || datagrams < 0 || processed > window) {
+      fail(`send reported ${datagrams} datagrams sent and ${failed.size} failed; ${model.valid === false ? 'at most' : 'the window holds'} ${window}`);
     }
-    if (model.valid !== false && word !== model.words[datagrams]) {
-      fail(`send reported word ${word} after ${datagrams} datagrams; the layout says ${String(model.words[datagrams])}`);
+    if (previous >= x.first + processed) fail(`a failure (${previous}) lies past the datagrams the send went through (${processed})`);
+    if (errno === 0 && processed !== window) fail(`send reported errno 0 after ${processed} of ${window} datagrams`);
+    // (An empty window on a closed socket still says EBADF.)
+    if (errno !== 0 && processed >= window && window > 0) fail(`send reported ${errnoName(errno)} after going through the whole window`);
+    if ((errno === 0) !== (syscall === '')) fail(`send reported errno ${errnoName(errno)} with syscall ${JSON.stringify(syscall)}`);
+    if (wouldBlock !== (errno === EAGAIN || errno === ENOBUFS)) fail(`send reported wouldBlock ${String(wouldBlock)} with ${errnoName(errno)}`);
+    if (errno !== 0 && DESTINATION_ERRORS.has(errno) && !x.anyMayFail && !x.mayFail(model.datagrams[processed]!.record)) {
+      fail(`send stopped with ${errnoName(errno)} at a datagram whose destination cannot refuse it`);
     }
+    if (errno === EDESTADDRREQ && model.datagrams[processed]!.record >= 0) fail('EDESTADDRREQ for a datagram with a destination');
+    sent = model.datagrams.slice(0, processed).filter((_, i) => !failed.has(i));
+    const expectedBytes = sent.reduce((sum, d) => sum + d.bytes.byteLength, 0);
+    if (bytes !== expectedBytes) fail(`send reported ${bytes} bytes for ${datagrams} datagrams that hold ${expectedBytes}`);
+    const expectedSegments = sent.reduce((sum, d) => sum + wireSegments(d.bytes.byteLength, x.segmentSize), 0);
+    if (segments !== expectedSegments) fail(`send reported ${segments} segments; the datagrams sent make ${expectedSegments}`);
     if (effects.closed && datagrams > 0) fail(`send reported ${datagrams} datagrams sent on a socket closed mid-call`);
-    outcome = errno === 0 ? (datagrams > 0 ? 'result sent' : 'result empty') : `result ${errnoName(errno)}`;
+    if (failed.size > 0) x.bump('failures verified', failed.size);
+    outcome = errno === 0 ? (datagrams > 0 ? 'result sent' : failed.size > 0 ? 'result all failed' : 'result empty')
+      : `result ${errnoName(errno)}`;
     if (errno === EBADF && (c.sender === 'open' || c.sender === 'connected') && !effects.closed) fail('send reported EBADF on an open socket');
   }
 
@@ -932,10 +1186,13 @@ function checkSend(c: SendCase, attempt: { result?: unknown; thrown?: unknown; t
   const expect = (receiver: Receiver, datagrams: Uint8Array[]): void => {
     expectAt.set(receiver, [...(expectAt.get(receiver) ?? []), ...datagrams]);
   };
-  const arriving = segmented(sent, x.segmentSize);
-  if (x.reaches && arriving.length > 0) expect(x.rx, arriving);
   for (const i of effects.inner) expect(i.receiver, [i.datagram]);
-  const all = [x.env.rx[4], x.env.rx[6], x.env.inner[4], x.env.inner[6]].filter((r): r is Receiver => r !== null);
+  for (const d of sent) {
+    const receiver = x.reachOf(d.record);
+    if (receiver !== null) expect(receiver, segmented([d.bytes], x.segmentSize));
+  }
+  const all = [x.env.rx[4], x.env.rx[6], x.env.rx2[4], x.env.rx2[6], x.env.inner[4], x.env.inner[6]]
+    .filter((r): r is Receiver => r !== null);
   for (const receiver of all) {
     const want = expectAt.get(receiver) ?? [];
     if (want.length > 0 && !receiver.waitSync(want.length, 0)) {
@@ -976,7 +1233,7 @@ function runReceive(c: ReceiveCase, env: Env, bump: (key: string, by?: number) =
     return d;
   }) : [];
   if (waiting.length > 0) {
-    const r = feeder.send(waiting, null, 0, 0, waiting.length, probe.address, probe.port, 0, false);
+    const r = feeder.send(plainBatch(waiting, family, probe.address, probe.port), 0, waiting.length);
     if (r.errno !== 0 || r.datagrams !== waiting.length) throw new Error(`feeding the probe failed: ${JSON.stringify(r)}`);
   }
 
@@ -1074,3 +1331,4 @@ function runReceive(c: ReceiveCase, env: Env, bump: (key: string, by?: number) =
   if (c.state !== 'open') socket.close();
   return outcome;
 }
+

@@ -77,7 +77,7 @@ node -e '
   console.log(`${v("MAJOR")}.${v("MINOR")}.${v("PATCH")}`);
 ' "$out/include/uv/version.h" > "$out/uv-version.txt"
 
-# The import library: Node-API plus the libuv functions socket.cc calls, all from NODE.EXE.
+# The import library: Node-API plus the libuv functions poller.cc calls, all from NODE.EXE.
 {
   cat "$npm_dir/node-api-headers/def/node_api.def"
   echo  # the .def may lack a final newline
