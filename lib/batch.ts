@@ -19,6 +19,7 @@
  */
 import { types } from 'node:util';
 import { describeValue } from './describe';
+import { checkPort, parseIpLiteral } from './address';
 import { parseIPv4, parseIPv6 } from './ip';
 import {
   MAX_BATCH_DATAGRAMS, MAX_DATAGRAM_PIECES, MAX_UDP_PAYLOAD, type Destination,
@@ -313,7 +314,7 @@ function readPacked(input: Record<string, unknown>, family: 4 | 6): Payload {
  * the address (IPv4 in the first 4).
  */
 export function encodeDestination(destination: Destination, into: Uint8Array, at: number): void {
-  const bytes = ipBytes(destination.address, destination.family);
+  const bytes = destination.bytes ?? ipBytes(destination.address, destination.family);
   into[at] = destination.family;
   into[at + 1] = 0;
   into[at + 2] = destination.port >>> 8;
@@ -334,48 +335,62 @@ function ipBytes(address: string, family: 4 | 6): Uint8Array {
   return bytes;
 }
 
-/** A socket's recently used destinations, parsed: sending to the same peers parses nothing. */
+/** An IP literal parsed once: the literal without its zone, the scope id, the address bytes. */
+export interface ParsedAddress {
+  readonly address: string;
+  readonly scopeId: number;
+  readonly bytes: Uint8Array;
+}
+
+/**
+ * A socket's recently used addresses, parsed: a server sending every tick to the same peers
+ * parses each address text once, not once per call.
+ */
 export class DestinationCache {
-  readonly #entries = new Map<string, Uint8Array>();
+  readonly #family: 4 | 6;
+  readonly #entries = new Map<string, ParsedAddress>();
   readonly #limit: number;
 
-  constructor(limit = 256) {
+  constructor(family: 4 | 6, limit = 256) {
+    this.#family = family;
     this.#limit = limit;
   }
 
-  /** The record of `destination`, from the cache or encoded now. */
-  record(destination: Destination): Uint8Array {
-    const key = `${destination.address}|${destination.port}|${destination.scopeId}`;
-    let record = this.#entries.get(key);
-    if (record === undefined) {
-      record = new Uint8Array(DESTINATION_RECORD_BYTES);
-      encodeDestination(destination, record, 0);
-      if (this.#entries.size >= this.#limit) this.#entries.delete(this.#entries.keys().next().value!);
-      this.#entries.set(key, record);
+  /** `text` as parseIpLiteral checks it for the socket's family (same errors), cached. */
+  address(text: unknown): ParsedAddress {
+    if (typeof text === 'string') {
+      const hit = this.#entries.get(text);
+      if (hit !== undefined) return hit;
     }
-    return record;
+    const { address, scopeId } = parseIpLiteral(text, this.#family);
+    const parsed: ParsedAddress = { address, scopeId, bytes: ipBytes(address, this.#family) };
+    if (this.#entries.size >= this.#limit) this.#entries.delete(this.#entries.keys().next().value!);
+    this.#entries.set(text as string, parsed);
+    return parsed;
+  }
+
+  /** A checked destination of `port` and the address `text`. */
+  destination(port: unknown, text: unknown): Destination {
+    const parsed = this.address(text);
+    return { family: this.#family, port: checkPort(port, false), ...parsed };
   }
 }
 
-/** The table of `endpoints` as records, using `cache` for the ones seen before. */
-export function destinationTable(endpoints: readonly Destination[], cache?: DestinationCache): Uint8Array {
+/** The table of `endpoints` as destination records. */
+export function destinationTable(endpoints: readonly Destination[]): Uint8Array {
   const table = new Uint8Array(endpoints.length * DESTINATION_RECORD_BYTES);
-  for (let i = 0; i < endpoints.length; i++) {
-    const endpoint = endpoints[i]!;
-    if (cache === undefined) encodeDestination(endpoint, table, i * DESTINATION_RECORD_BYTES);
-    else table.set(cache.record(endpoint), i * DESTINATION_RECORD_BYTES);
-  }
+  for (let i = 0; i < endpoints.length; i++) encodeDestination(endpoints[i]!, table, i * DESTINATION_RECORD_BYTES);
   return table;
 }
 
 /** A batch of `payload` to one destination (null: the connected remote). */
 export function batchOf(payload: Payload, destination: Destination | null, options: BuildOptions,
-  cache?: DestinationCache): Batch {
+): Batch {
   const endpoints = destination === null ? [] : [destination];
   return {
     buffers: payload.buffers, ranges: payload.ranges, spans: payload.spans,
     targets: null,
-    destinations: destination === null ? null : destinationTable(endpoints, cache),
+    destinations: destination === null ? null : destinationTable(endpoints),
     segment: options.segment, continueOnError: options.continueOnError, controls: options.controls,
     count: payload.count, totalBytes: payload.totalBytes, endpoints,
   };
@@ -383,13 +398,13 @@ export function batchOf(payload: Payload, destination: Destination | null, optio
 
 /** A batch to one destination (null: the connected remote). */
 export function buildBatch(input: unknown, destination: Destination | null, options: BuildOptions,
-  cache?: DestinationCache): Batch {
-  return batchOf(readPayload(input, options.family), destination, options, cache);
+): Batch {
+  return batchOf(readPayload(input, options.family), destination, options);
 }
 
 /** Datagram i of `input` to `destinations[i]`. */
 export function buildAddressedBatch(input: unknown, destinations: readonly Destination[],
-  options: BuildOptions, cache?: DestinationCache): Batch {
+  options: BuildOptions): Batch {
   const payload = readPayload(input, options.family);
   if (destinations.length !== payload.count) {
     throw new RangeError(`${payload.count} datagrams but ${destinations.length} destinations`);
@@ -411,7 +426,7 @@ export function buildAddressedBatch(input: unknown, destinations: readonly Desti
   }
   return {
     buffers: payload.buffers, ranges: payload.ranges, spans: payload.spans,
-    targets, destinations: destinationTable(endpoints, cache),
+    targets, destinations: destinationTable(endpoints),
     segment: options.segment, continueOnError: options.continueOnError, controls: options.controls,
     count: payload.count, totalBytes: payload.totalBytes, endpoints,
   };
@@ -423,7 +438,7 @@ export function buildAddressedBatch(input: unknown, destinations: readonly Desti
  * same ranges: nothing is copied.
  */
 export function buildFanOutBatch(input: unknown, destinations: readonly Destination[],
-  options: BuildOptions, cache?: DestinationCache): Batch {
+  options: BuildOptions): Batch {
   const payload = readPayload(input, options.family);
   const count = payload.count * destinations.length;
   checkCount(count);
@@ -435,7 +450,7 @@ export function buildFanOutBatch(input: unknown, destinations: readonly Destinat
   }
   return {
     buffers: payload.buffers, ranges: payload.ranges, spans,
-    targets, destinations: destinationTable(destinations, cache),
+    targets, destinations: destinationTable(destinations),
     segment: options.segment, continueOnError: options.continueOnError, controls: options.controls,
     count, totalBytes: payload.totalBytes * destinations.length, endpoints: destinations,
   };

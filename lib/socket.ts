@@ -116,7 +116,7 @@ export class UdpSocket extends EventEmitter implements BatchSender {
   readonly #queue: SendQueue;
   readonly #reader: DatagramReader;
   #remote: Destination | null = null;
-  readonly #cache = new DestinationCache();
+  readonly #addresses: DestinationCache;
   #closed = false;
   #gso = true;
 
@@ -128,6 +128,7 @@ export class UdpSocket extends EventEmitter implements BatchSender {
     }
     this.type = type;
     this.family = type === 'udp6' ? 6 : 4;
+    this.#addresses = new DestinationCache(this.family);
     const native = new (binding().UdpSocket)();
     const error = native.open(this.family);
     if (error !== 0) throw new WskError(error, 'socket');
@@ -275,7 +276,7 @@ export class UdpSocket extends EventEmitter implements BatchSender {
    */
   trySendBatch(batch: BatchInput, port?: number, address?: string, options?: SendOptions): SendResult {
     const destination = this.#destination(port, address);
-    return this.#trySend(buildBatch(batch, destination, this.#buildOptions(options, false), this.#cache));
+    return this.#trySend(buildBatch(batch, destination, this.#buildOptions(options, false)));
   }
 
   /**
@@ -289,7 +290,7 @@ export class UdpSocket extends EventEmitter implements BatchSender {
    */
   sendBatch(batch: BatchInput, port?: number, address?: string, options?: SendOptions): Promise<SendResult> {
     const destination = this.#destination(port, address);
-    return this.#send(buildBatch(batch, destination, this.#buildOptions(options, false), this.#cache));
+    return this.#send(buildBatch(batch, destination, this.#buildOptions(options, false)));
   }
 
   /**
@@ -301,13 +302,13 @@ export class UdpSocket extends EventEmitter implements BatchSender {
    */
   trySendTo(messages: readonly Message[], options?: SendOptions): SendResult {
     const { data, destinations } = this.#readMessages(messages);
-    return this.#trySend(buildAddressedBatch(data, destinations, this.#buildOptions(options, true), this.#cache));
+    return this.#trySend(buildAddressedBatch(data, destinations, this.#buildOptions(options, true)));
   }
 
   /** Sends each message to its own destination; what cannot go now waits (see sendBatch). */
   sendTo(messages: readonly Message[], options?: SendOptions): Promise<SendResult> {
     const { data, destinations } = this.#readMessages(messages);
-    return this.#send(buildAddressedBatch(data, destinations, this.#buildOptions(options, true), this.#cache));
+    return this.#send(buildAddressedBatch(data, destinations, this.#buildOptions(options, true)));
   }
 
   /**
@@ -317,13 +318,13 @@ export class UdpSocket extends EventEmitter implements BatchSender {
    */
   trySendToMany(batch: BatchInput, destinations: readonly Endpoint[], options?: SendOptions): SendResult {
     const endpoints = this.#readEndpoints(destinations);
-    return this.#trySend(buildFanOutBatch(batch, endpoints, this.#buildOptions(options, true), this.#cache));
+    return this.#trySend(buildFanOutBatch(batch, endpoints, this.#buildOptions(options, true)));
   }
 
   /** The fan-out of trySendToMany; what cannot go now waits (see sendBatch). */
   sendToMany(batch: BatchInput, destinations: readonly Endpoint[], options?: SendOptions): Promise<SendResult> {
     const endpoints = this.#readEndpoints(destinations);
-    return this.#send(buildFanOutBatch(batch, endpoints, this.#buildOptions(options, true), this.#cache));
+    return this.#send(buildFanOutBatch(batch, endpoints, this.#buildOptions(options, true)));
   }
 
   /** The batch send of the BatchSender contract (used by the WSK layer). */
@@ -413,8 +414,7 @@ export class UdpSocket extends EventEmitter implements BatchSender {
 
   #endpoint(port: unknown, address: unknown, what: string): Destination {
     try {
-      const ip = parseIpLiteral(address ?? (this.family === 6 ? '::1' : '127.0.0.1'), this.family);
-      return { family: this.family, port: checkPort(port, false), ...ip };
+      return this.#addresses.destination(port, address ?? (this.family === 6 ? '::1' : '127.0.0.1'));
     } catch (error) {
       if (error instanceof TypeError) throw new TypeError(`${what}: ${error.message}`);
       if (error instanceof RangeError) throw new RangeError(`${what}: ${error.message}`);
@@ -493,8 +493,7 @@ export class UdpSocket extends EventEmitter implements BatchSender {
     if (this.#remote !== null) {
       throw new TypeError('the socket is connected: omit port and address');
     }
-    const ip = parseIpLiteral(address ?? (this.family === 6 ? '::1' : '127.0.0.1'), this.family);
-    return { family: this.family, port: checkPort(port, false), ...ip };
+    return this.#addresses.destination(port, address ?? (this.family === 6 ? '::1' : '127.0.0.1'));
   }
 }
 

@@ -12,6 +12,8 @@ export interface Destination {
   readonly port: number;
   /** IPv6 scope (interface index) for link-local addresses; 0 otherwise. */
   readonly scopeId: number;
+  /** The address's bytes (4 or 16), when already parsed. */
+  readonly bytes?: Uint8Array;
 }
 
 /** A datagram the kernel refused for its destination, while the batch went on. */

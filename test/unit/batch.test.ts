@@ -198,8 +198,9 @@ describe('buildBatch', () => {
     expect(batch.endpoints).toEqual([C]);
     const expected = recordOf(C, [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
     expect([...batch.destinations!]).toEqual(expected);
-    const cache = new DestinationCache();
-    expect([...buildBatch([bytes(1)], C, V6, cache).destinations!]).toEqual(expected);
+    // A destination already parsed (with its bytes) gives the same record.
+    const parsed = new DestinationCache(6).destination(443, 'fe80::1%7');
+    expect([...buildBatch([bytes(1)], parsed, V6).destinations!]).toEqual(expected);
   });
 });
 
@@ -308,33 +309,42 @@ describe('encodeDestination', () => {
 });
 
 describe('DestinationCache and destinationTable', () => {
-  test('an equal destination gives the same record; another port or scope another one', () => {
-    const cache = new DestinationCache();
-    const record = cache.record(C);
-    expect(cache.record({ ...C })).toBe(record);
-    expect(record).toEqual(destinationTable([C]));
-    expect(cache.record({ ...C, port: 444 })).not.toBe(record);
-    expect(cache.record({ ...C, scopeId: 8 })).not.toEqual(record);
+  test('an address text is parsed once: the same text gives the same parsed entry', () => {
+    const cache = new DestinationCache(6);
+    const first = cache.address('fe80::1%7');
+    expect(first).toEqual({ address: 'fe80::1', scopeId: 7, bytes: Uint8Array.from([0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]) });
+    expect(cache.address('fe80::1%7')).toBe(first);
+    expect(cache.address('fe80::1%8')).not.toBe(first);
+    expect(cache.destination(443, 'fe80::1%7')).toEqual({ family: 6, port: 443, ...first });
   });
 
-  test('beyond its limit the oldest entry goes; records stay right', () => {
-    const cache = new DestinationCache(2);
-    const a = cache.record(A);
-    const b = cache.record(B);
-    const c = cache.record(C); // A goes
-    expect(cache.record(C)).toBe(c);
-    expect(cache.record(B)).toBe(b);
-    const again = cache.record(A); // a new record; B goes
+  test('its errors are parseIpLiteral\'s and checkPort\'s, and a bad text is never cached', () => {
+    const cache = new DestinationCache(4);
+    expect(() => cache.address('::1')).toThrow(/IPv6 but the socket is udp4/);
+    expect(() => cache.address('localhost')).toThrow(TypeError);
+    expect(() => cache.address(7)).toThrow(TypeError);
+    expect(() => cache.destination(0, '127.0.0.1')).toThrow(RangeError);
+    expect(() => cache.address('::1')).toThrow(TypeError);
+  });
+
+  test('beyond its limit the oldest entry goes; entries stay right', () => {
+    const cache = new DestinationCache(4, 2);
+    const a = cache.address('10.0.0.1');
+    const b = cache.address('10.0.0.2');
+    const c = cache.address('10.0.0.3'); // a goes
+    expect(cache.address('10.0.0.3')).toBe(c);
+    expect(cache.address('10.0.0.2')).toBe(b);
+    const again = cache.address('10.0.0.1'); // a new entry; b goes
     expect(again).not.toBe(a);
     expect(again).toEqual(a);
-    expect(cache.record(B)).not.toBe(b);
+    expect(cache.address('10.0.0.2')).not.toBe(b);
   });
 
-  test('a table with a cache is byte for byte the table without', () => {
-    const cache = new DestinationCache();
-    cache.record(B);
-    expect(destinationTable([A, B, C, A], cache)).toEqual(destinationTable([A, B, C, A]));
-    expect(destinationTable([], cache)).toEqual(new Uint8Array(0));
+  test('a table of parsed destinations is byte for byte the table of plain ones', () => {
+    const cache = new DestinationCache(6);
+    const parsed = cache.destination(443, 'fe80::1%7');
+    expect(destinationTable([C, parsed, C])).toEqual(destinationTable([C, C, C]));
+    expect(destinationTable([])).toEqual(new Uint8Array(0));
   });
 });
 
