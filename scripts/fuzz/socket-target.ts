@@ -197,6 +197,8 @@ interface Op {
   afterClose: boolean;
   /** Datagrams the call says went out; null until known. */
   sent: number | null;
+  /** Indices the call says were refused for their destination (continueOnError). */
+  refused: ReadonlySet<number>;
   outcome: string;
   settled: Promise<void> | null;
 }
@@ -249,7 +251,7 @@ async function runOps(c: SocketCase, socket: UdpSocket, receiver: Receiver,
       kind: 'send', datagrams: [], dest: connected ? 'omit' : 'rx', options: { present: false, fields: {} }, notArray: false,
     };
     const op: Op = { spec, parts: [], expected: filler, reaches: true, segmentSize: undefined, afterClose: false, sent: null,
-      outcome: '', settled: null };
+      refused: new Set(), outcome: '', settled: null };
     const promise = connected ? socket.sendBatch(filler) : socket.sendBatch(filler, receiver.port, receiver.address);
     op.settled = promise.then(
       (r) => {
@@ -308,7 +310,10 @@ async function runOps(c: SocketCase, socket: UdpSocket, receiver: Receiver,
   const want: Uint8Array[] = [];
   for (const op of ops) {
     if (op.sent === null) fail(`a ${op.spec.kind} call never settled`);
-    if (op.reaches) want.push(...segmented(op.expected.slice(0, op.sent), op.segmentSize));
+    if (op.reaches) {
+      const processed = op.expected.slice(0, op.sent + op.refused.size).filter((_, i) => !op.refused.has(i));
+      want.push(...segmented(processed, op.segmentSize));
+    }
   }
   await receiver.wait(want.length, 3000);
   if (c.lane === 'slow') await sleep(3);
@@ -454,7 +459,8 @@ function startSend(spec: Extract<OpSpec, { kind: 'try' | 'send' }>, socket: UdpS
     options = fields as SendOptions;
   }
 
-  const op: Op = { spec, parts, expected, reaches, segmentSize, afterClose: closed, sent: null, outcome: '', settled: null };
+  const op: Op = { spec, parts, expected, reaches, segmentSize, afterClose: closed, sent: null,
+    refused: new Set(), outcome: '', settled: null };
   const failure = (error: unknown, how: string): void => {
     const name = errorName(error);
     if (ownErrors.has(error)) {
@@ -483,19 +489,32 @@ function startSend(spec: Extract<OpSpec, { kind: 'try' | 'send' }>, socket: UdpS
     op.outcome = `${how} ${name}`;
   };
   const success = (result: unknown, how: string, whole: boolean): void => {
-    const r = result as { datagrams?: unknown; bytes?: unknown };
-    if (typeof r !== 'object' || r === null || typeof r.datagrams !== 'number' || typeof r.bytes !== 'number') {
+    const r = result as { datagrams?: unknown; bytes?: unknown; failures?: unknown };
+    if (typeof r !== 'object' || r === null || typeof r.datagrams !== 'number' || typeof r.bytes !== 'number' ||
+      !Array.isArray(r.failures)) {
       fail(`${how} returned ${String(result)}`);
     }
     const k = r.datagrams;
-    if (!Number.isInteger(k) || k < 0 || k > expected.length || (whole && k !== expected.length)) {
-      fail(`${how} says ${k} of ${expected.length} datagrams went out`);
+    // Datagrams refused for their destination (continueOnError) are listed, in order, within
+    // the processed prefix; the sent ones are the others of that prefix.
+    const failed = (r.failures as Array<{ index?: unknown }>).map((f) => f.index);
+    const processed = k + failed.length;
+    if (!Number.isInteger(k) || k < 0 || processed > expected.length || (whole && processed !== expected.length)) {
+      fail(`${how} says ${k} sent and ${failed.length} refused of ${expected.length} datagrams`);
     }
-    const bytes = expected.slice(0, k).reduce((sum, d) => sum + d.byteLength, 0);
+    if (failed.length > 0 && options?.continueOnError !== true) fail(`${how} listed failures without continueOnError`);
+    failed.forEach((index, i) => {
+      if (typeof index !== 'number' || index < 0 || index >= processed || (i > 0 && index <= (failed[i - 1] as number))) {
+        fail(`${how} lists failure indices out of order or range: ${JSON.stringify(failed)}`);
+      }
+    });
+    const refused = new Set(failed as number[]);
+    const bytes = expected.slice(0, processed).reduce((sum, d, i) => sum + (refused.has(i) ? 0 : d.byteLength), 0);
     if (r.bytes !== bytes) fail(`${how} says ${r.bytes} bytes for ${k} datagrams that hold ${bytes}`);
     if (op.afterClose && k > 0) fail(`${how} after close sent ${k} datagrams`);
     op.sent = k;
-    op.outcome = `${how} ok`;
+    op.refused = refused;
+    op.outcome = failed.length > 0 ? `${how} some refused` : `${how} ok`;
   };
 
   const call = spec.kind === 'try'
