@@ -3,7 +3,8 @@
  * their IRPs with, the severity predicates of ntdef.h, and the one table that maps the
  * errno codes our native send reports to NTSTATUS.
  *
- * Values are those of MinGW-w64's ntstatus.h (see /work/shared/reference/wsk-facts.md).
+ * Values are those of MinGW-w64's ntstatus.h (Debian: mingw-w64-x86-64-dev);
+ * test/unit/ntstatus.test.ts checks them against that header.
  */
 
 import { constants as osConstants } from 'node:os';
@@ -161,7 +162,7 @@ export function ntStatusName(Status: NTSTATUS): string {
 /**
  * The one errno -> NTSTATUS table. Keys are errno code names as Node spells them
  * (`util.getSystemErrorName`, `os.constants.errno`); the pairs follow Wine's socket tables
- * where Wine has one (wsk-facts.md).
+ * where Wine has one (sock_errno_to_status in Wine's dlls/ntdll/unix/socket.c).
  *
  * | errno | NTSTATUS | note |
  * |---|---|---|

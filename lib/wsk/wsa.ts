@@ -58,9 +58,10 @@ function row(name: string, code: number, errno: string, status: NTSTATUS): WsaEr
 }
 
 /**
- * The one WSA code -> NTSTATUS table (Wine's socket tables pair them the same way; see
- * wsk-facts.md). Where Wine maps several NTSTATUS values to one WSA code, the one the errno table
- * gives the errno partner wins, so that a failure has the same NTSTATUS on every platform.
+ * The one WSA code -> NTSTATUS table (Wine pairs them the same way: NtStatusToWSAError in its
+ * dlls/ws2_32/socket.c). Where Wine maps several NTSTATUS values to one WSA code, the one the
+ * errno table gives the errno partner wins, so that a failure has the same NTSTATUS on every
+ * platform.
  *
  * | WSA code | value | errno | NTSTATUS |
  * |---|---|---|---|

@@ -1,5 +1,5 @@
 /** The soak's checks and its printed report (scripts/soak.ts gathers the figures). */
-import type { MemoryReading, MemorySample, PathId, PathPlan, ReceiverPathReport, SenderLine, SenderPathReport } from './protocol';
+import type { MemoryReading, MemorySample, PathPlan, ReceiverPathReport, SenderLine, SenderPathReport } from './protocol';
 
 export const RSS_GROWTH_LIMIT = 10 * 2 ** 20;
 
@@ -100,7 +100,7 @@ export interface RunInfo {
 }
 
 function note(row: PathRow): string {
-  switch (row.id as PathId) {
+  switch (row.id) {
     case 'pending':
       return `${int(row.wentPending)}/${int(row.calls)} calls went pending, ${int(row.syscalls)} syscalls`;
     case 'gso':

@@ -84,7 +84,7 @@ describe('Windows constants against MinGW-w64 headers', () => {
     if (values.length > 0) {
       for (const value of values) expect(cmsg.UDP_SEND_MSG_SIZE).toBe(value);
     } else {
-      // Absent from MinGW-w64 (as wsk-facts.md says). The Windows SDK (10.0.19041+) ws2ipdef.h
+      // Absent from MinGW-w64's headers. The Windows SDK (10.0.19041+) ws2ipdef.h
       // has, under "Options to use with [gs]etsockopt at the IPPROTO_UDP level":
       //   #define UDP_SEND_MSG_SIZE           2
       // and MsQuic's kernel datapath passes it as a WskSendMessages control.

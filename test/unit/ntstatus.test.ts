@@ -14,7 +14,7 @@ import {
   ntStatusName,
 } from '../../lib/wsk/ntstatus';
 
-// Written out by hand from wsk-facts.md (MinGW-w64 ntstatus.h), plus the two extras.
+// Written out by hand from MinGW-w64's ntstatus.h, plus the two extras.
 const EXPECTED: ReadonlyArray<[string, number]> = [
   ['STATUS_SUCCESS', 0x00000000],
   ['STATUS_PENDING', 0x00000103],
