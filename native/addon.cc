@@ -24,12 +24,12 @@ class WskAddon : public Napi::Addon<WskAddon> {
                                            .As<Napi::Object>()
                                            .Get("at")
                                            .As<Napi::Function>());
-    DefineAddon(exports, {
-                             InstanceValue("UdpSocket", UdpSocket::Define(env), napi_enumerable),
-                             InstanceValue("backend",
-                                           Napi::String::New(env, state_->backend->Name()),
-                                           napi_enumerable),
-                         });
+    DefineAddon(exports,
+                {
+                    InstanceValue("UdpSocket", UdpSocket::Define(env), napi_enumerable),
+                    InstanceValue("backend", Napi::String::New(env, state_->backend->Name()),
+                                  napi_enumerable),
+                });
   }
 
   const std::shared_ptr<EnvState>& state() const { return state_; }

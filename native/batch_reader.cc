@@ -105,14 +105,16 @@ struct Elements {
 
 // The elements of the typed array `value`, which must be of `type`, as they are now. One N-API
 // call; no JavaScript runs.
-Elements TypedArrayOf(Napi::Env env, napi_value value, napi_typedarray_type want, const char* name) {
+Elements TypedArrayOf(Napi::Env env, napi_value value, napi_typedarray_type want,
+                      const char* name) {
   napi_typedarray_type type;
   size_t length = 0;
   void* data = nullptr;
   if (napi_get_typedarray_info(env, value, &type, &length, &data, nullptr, nullptr) != napi_ok ||
       type != want) {
-    ThrowType(env, std::string("batch.") + name +
-                       (want == napi_uint32_array ? " must be a Uint32Array" : " must be a Uint8Array"));
+    ThrowType(env,
+              std::string("batch.") + name +
+                  (want == napi_uint32_array ? " must be a Uint32Array" : " must be a Uint8Array"));
   }
   return Elements{data, length};
 }
@@ -171,8 +173,7 @@ bool ReadControls(Napi::Env env, const Napi::Value& value, IpFamily family,
     }
     return static_cast<int64_t>(n);
   };
-  const int64_t interface_index =
-      number("interfaceIndex", 0, std::numeric_limits<uint32_t>::max());
+  const int64_t interface_index = number("interfaceIndex", 0, std::numeric_limits<uint32_t>::max());
   const int64_t tos = number("tos", 0, 255);
   const int64_t ttl = number("ttl", 1, 255);
   const int64_t segment_size =
@@ -188,8 +189,8 @@ bool ReadControls(Napi::Env env, const Napi::Value& value, IpFamily family,
     SocketAddress parsed;
     if (ip.size() > 64 || ip.find('\0') != std::string::npos ||
         MakeAddress(family, ip.c_str(), 0, 0, &parsed) != 0) {
-      ThrowType(env, "controls.sourceAddress is not an IPv" +
-                         Text(static_cast<int>(family)) + " literal");
+      ThrowType(env, "controls.sourceAddress is not an IPv" + Text(static_cast<int>(family)) +
+                         " literal");
     }
     controls->has_source = true;
     AddressBytes(parsed, controls->source);
@@ -200,24 +201,22 @@ bool ReadControls(Napi::Env env, const Napi::Value& value, IpFamily family,
 // Destination record `record` of the table, copied out of the caller's bytes, checked in the
 // copy, and converted (lib/batch.ts encodeDestination: family, 0, port big-endian, scope id
 // little-endian, 16 address bytes).
-SocketAddress ConvertRecord(Napi::Env env, const uint8_t* table, uint32_t record,
-                            IpFamily family) {
+SocketAddress ConvertRecord(Napi::Env env, const uint8_t* table, uint32_t record, IpFamily family) {
   uint8_t bytes[kDestinationRecordBytes];
   std::copy_n(table + kDestinationRecordBytes * static_cast<size_t>(record),
               kDestinationRecordBytes, bytes);
   const std::string which = "destination " + Text(record);
   const int family_number = static_cast<int>(family);
   if (bytes[0] != family_number) {
-    ThrowRange(env, which + " has family " + Text(bytes[0]) + "; the socket is IPv" +
-                        Text(family_number));
+    ThrowRange(
+        env, which + " has family " + Text(bytes[0]) + "; the socket is IPv" + Text(family_number));
   }
   if (bytes[1] != 0) ThrowRange(env, which + " has a reserved byte that is not 0");
   const uint16_t port = static_cast<uint16_t>((bytes[2] << 8) | bytes[3]);
   if (port == 0) ThrowRange(env, which + " has port 0");
-  const uint32_t scope_id = static_cast<uint32_t>(bytes[4]) |
-                            (static_cast<uint32_t>(bytes[5]) << 8) |
-                            (static_cast<uint32_t>(bytes[6]) << 16) |
-                            (static_cast<uint32_t>(bytes[7]) << 24);
+  const uint32_t scope_id =
+      static_cast<uint32_t>(bytes[4]) | (static_cast<uint32_t>(bytes[5]) << 8) |
+      (static_cast<uint32_t>(bytes[6]) << 16) | (static_cast<uint32_t>(bytes[7]) << 24);
   if (family == IpFamily::kV4 && scope_id != 0) {
     ThrowRange(env, which + " is IPv4 with a scope id");
   }
@@ -259,9 +258,9 @@ void ReadBatch(Napi::Env env, napi_value value, uint32_t first, uint32_t count, 
   const bool has_destinations = !IsAbsent(destinations);
   const Elements target_array =
       has_targets ? TypedArrayOf(env, targets, napi_uint32_array, "targets") : Elements{nullptr, 0};
-  const Elements record_array = has_destinations
-                                    ? TypedArrayOf(env, destinations, napi_uint8_array, "destinations")
-                                    : Elements{nullptr, 0};
+  const Elements record_array =
+      has_destinations ? TypedArrayOf(env, destinations, napi_uint8_array, "destinations")
+                       : Elements{nullptr, 0};
   if (range_array.length % 3 != 0) {
     ThrowRange(env, "batch.ranges holds 3 words per range, not " + Text(range_array.length));
   }
@@ -269,8 +268,8 @@ void ReadBatch(Napi::Env env, napi_value value, uint32_t first, uint32_t count, 
     ThrowRange(env, "batch.spans holds 2 words per datagram, not " + Text(span_array.length));
   }
   if (record_array.length % kDestinationRecordBytes != 0) {
-    ThrowRange(env, "batch.destinations holds 24 bytes per destination, not " +
-                        Text(record_array.length));
+    ThrowRange(
+        env, "batch.destinations holds 24 bytes per destination, not " + Text(record_array.length));
   }
   const size_t range_total = range_array.length / 3;
   const size_t datagram_total = span_array.length / 2;
@@ -292,7 +291,8 @@ void ReadBatch(Napi::Env env, napi_value value, uint32_t first, uint32_t count, 
   // The window's spans.
   const uint32_t* span_source = static_cast<const uint32_t*>(span_array.data);
   st.span_words.resize(2 * static_cast<size_t>(count));
-  if (count > 0) std::copy_n(span_source + 2 * static_cast<size_t>(first), 2 * count, st.span_words.begin());
+  if (count > 0)
+    std::copy_n(span_source + 2 * static_cast<size_t>(first), 2 * count, st.span_words.begin());
   uint64_t referenced = 0;  // ranges the spans name, shared ones once per span
   size_t min_range = std::numeric_limits<size_t>::max();
   size_t max_end = 0;
@@ -329,7 +329,8 @@ void ReadBatch(Napi::Env env, napi_value value, uint32_t first, uint32_t count, 
     st.coverage.assign(block + 1, 0);
     for (uint32_t d = 0; d < count; ++d) {
       const uint32_t range_count = st.span_words[2 * d + 1];
-      const uint32_t local = range_count == 0 ? 0 : static_cast<uint32_t>(st.span_words[2 * d] - min_range);
+      const uint32_t local =
+          range_count == 0 ? 0 : static_cast<uint32_t>(st.span_words[2 * d] - min_range);
       st.spans[d] = DatagramSpan{local, range_count};
       if (range_count == 0) continue;
       ++st.coverage[local];
@@ -394,8 +395,8 @@ void ReadBatch(Napi::Env env, napi_value value, uint32_t first, uint32_t count, 
       for (uint32_t d = 0; d < count; ++d) {
         bool is_new = false;
         const uint32_t record = st.targets[d];
-        const uint32_t slot = st.record_slots.SlotOf(
-            record, static_cast<uint32_t>(st.destinations.size()), &is_new);
+        const uint32_t slot =
+            st.record_slots.SlotOf(record, static_cast<uint32_t>(st.destinations.size()), &is_new);
         if (is_new) st.destinations.push_back(ConvertRecord(env, table, record, family));
         st.targets[d] = slot;
       }
@@ -433,8 +434,8 @@ void ReadBatch(Napi::Env env, napi_value value, uint32_t first, uint32_t count, 
     const uint64_t length = st.range_words[3 * r + 2];
     const BatchScratch::Buffer& buffer = st.buffers[st.range_buffer[r]];
     if (offset > buffer.view.length || length > buffer.view.length - offset) {
-      ThrowRange(env, "range " + Text(batch_range(r)) + " (" + Text(offset) + "+" +
-                          Text(length) + ") lies outside buffer " + Text(buffer.index) + " (" +
+      ThrowRange(env, "range " + Text(batch_range(r)) + " (" + Text(offset) + "+" + Text(length) +
+                          ") lies outside buffer " + Text(buffer.index) + " (" +
                           Text(buffer.view.length) + " bytes now)");
     }
     st.ranges[r] = ByteRange{buffer.view.data + offset, static_cast<size_t>(length)};
@@ -448,8 +449,8 @@ void ReadBatch(Napi::Env env, napi_value value, uint32_t first, uint32_t count, 
     }
     if (length > max_payload) {
       ThrowRange(env, "datagram " + Text(uint64_t{first} + d) + " is larger than a UDP payload (" +
-                          Text(max_payload) + " bytes over IPv" +
-                          Text(static_cast<int>(family)) + ")");
+                          Text(max_payload) + " bytes over IPv" + Text(static_cast<int>(family)) +
+                          ")");
     }
   }
 

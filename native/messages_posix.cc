@@ -63,7 +63,6 @@ size_t EncodeFixedControls(const SendControls& controls, IpFamily family, unsign
 
 }  // namespace
 
-
 SegmentationState ProbeSegmentation(SocketHandle socket) {
   SegmentationState state;
 #ifdef UDP_SEGMENT
@@ -108,9 +107,9 @@ bool IsWouldBlock(int error) {
 
 bool IsDestinationError(int error) {
   switch (error) {
-    case EACCES:         // a broadcast address without SO_BROADCAST
-    case EPERM:          // a firewall rule refused this destination
-    case ENETUNREACH:    // no route to its network
+    case EACCES:       // a broadcast address without SO_BROADCAST
+    case EPERM:        // a firewall rule refused this destination
+    case ENETUNREACH:  // no route to its network
     case EHOSTUNREACH:
     case EHOSTDOWN:
     case ENETDOWN:       // the interface of its route is down
@@ -131,8 +130,7 @@ size_t MessageBuilder::Prepare(const SendBatch& batch, size_t first, size_t max_
     fixed_control_length_ =
         EncodeFixedControls(*batch.controls, batch.family, fixed_control_.bytes);
   }
-  const uint32_t explicit_segment =
-      batch.controls != nullptr ? batch.controls->segment_size : 0;
+  const uint32_t explicit_segment = batch.controls != nullptr ? batch.controls->segment_size : 0;
 
   // First pass: group datagrams into messages and size the scratch arrays.
   message_datagrams_.clear();
@@ -180,10 +178,10 @@ size_t MessageBuilder::Prepare(const SendBatch& batch, size_t first, size_t max_
     // A super-packet never spans a change of target (SegmentRunLength): its first datagram's
     // destination is the message's.
     const SocketAddress* destination = batch.DestinationOf(message_first);
-    header.msg_name = destination == nullptr
-                          ? nullptr
-                          : const_cast<sockaddr*>(
-                                reinterpret_cast<const sockaddr*>(&destination->storage));
+    header.msg_name =
+        destination == nullptr
+            ? nullptr
+            : const_cast<sockaddr*>(reinterpret_cast<const sockaddr*>(&destination->storage));
     header.msg_namelen = destination == nullptr ? 0 : destination->length;
     header.msg_iov = iov_count > 0 ? iov : nullptr;
     header.msg_iovlen = iov_count;

@@ -46,8 +46,8 @@ constexpr uint32_t kSegmentLimitOld = 64;
 
 // Room for every cmsg a message may carry: packet info (in6_pktinfo is the larger), TOS or
 // traffic class, TTL or hop limit, and the segment size.
-constexpr size_t kControlSpace = CMSG_SPACE(sizeof(in6_pktinfo)) + 2 * CMSG_SPACE(sizeof(int)) +
-                                 CMSG_SPACE(sizeof(uint16_t));
+constexpr size_t kControlSpace =
+    CMSG_SPACE(sizeof(in6_pktinfo)) + 2 * CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(uint16_t));
 struct alignas(cmsghdr) ControlBuffer {
   unsigned char bytes[kControlSpace];
 };

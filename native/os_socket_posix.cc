@@ -87,8 +87,7 @@ int BindSocket(SocketHandle socket, const SocketAddress& address) {
 }
 
 int ConnectSocket(SocketHandle socket, const SocketAddress& address) {
-  return connect(socket, reinterpret_cast<const sockaddr*>(&address.storage), address.length) ==
-                 0
+  return connect(socket, reinterpret_cast<const sockaddr*>(&address.storage), address.length) == 0
              ? 0
              : errno;
 }
@@ -96,17 +95,15 @@ int ConnectSocket(SocketHandle socket, const SocketAddress& address) {
 int GetLocalAddress(SocketHandle socket, SocketAddress* out) {
   *out = SocketAddress{};
   out->length = sizeof(out->storage);
-  return getsockname(socket, reinterpret_cast<sockaddr*>(&out->storage), &out->length) == 0
-             ? 0
-             : errno;
+  return getsockname(socket, reinterpret_cast<sockaddr*>(&out->storage), &out->length) == 0 ? 0
+                                                                                            : errno;
 }
 
 int GetRemoteAddress(SocketHandle socket, SocketAddress* out) {
   *out = SocketAddress{};
   out->length = sizeof(out->storage);
-  return getpeername(socket, reinterpret_cast<sockaddr*>(&out->storage), &out->length) == 0
-             ? 0
-             : errno;
+  return getpeername(socket, reinterpret_cast<sockaddr*>(&out->storage), &out->length) == 0 ? 0
+                                                                                            : errno;
 }
 
 int SetSendBufferSize(SocketHandle socket, int bytes) {

@@ -85,8 +85,8 @@ int OpenUdpSocket(IpFamily family, SocketHandle* out) {
     // Windows' default already, set explicitly so that "udp6" means IPv6 whatever the
     // system's policy.
     DWORD on = 1;
-    if (setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, reinterpret_cast<const char*>(&on),
-                   sizeof(on)) != 0) {
+    if (setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, reinterpret_cast<const char*>(&on), sizeof(on)) !=
+        0) {
       const int error = WSAGetLastError();
       closesocket(s);
       return error;
@@ -103,8 +103,7 @@ int BindSocket(SocketHandle socket, const SocketAddress& address) {
 }
 
 int ConnectSocket(SocketHandle socket, const SocketAddress& address) {
-  return connect(socket, reinterpret_cast<const sockaddr*>(&address.storage), address.length) ==
-                 0
+  return connect(socket, reinterpret_cast<const sockaddr*>(&address.storage), address.length) == 0
              ? 0
              : WSAGetLastError();
 }
@@ -139,8 +138,6 @@ int GetSendBufferSize(SocketHandle socket, int* bytes) {
              : WSAGetLastError();
 }
 
-int CloseSocket(SocketHandle socket) {
-  return closesocket(socket) == 0 ? 0 : WSAGetLastError();
-}
+int CloseSocket(SocketHandle socket) { return closesocket(socket) == 0 ? 0 : WSAGetLastError(); }
 
 }  // namespace wsk

@@ -13,14 +13,14 @@
 namespace wsk {
 
 struct ReceivedDatagram {
-  size_t length = 0;        // bytes stored in the slot
-  bool truncated = false;   // the datagram was longer than its slot
+  size_t length = 0;       // bytes stored in the slot
+  bool truncated = false;  // the datagram was longer than its slot
   SocketAddress source;
   bool has_destination = false;
   uint8_t destination[16] = {};  // IPv4 in the first 4 bytes, or IPv6
   uint32_t interface_index = 0;
-  int tos = -1;             // TOS / traffic class byte; -1: not reported
-  int ttl = -1;             // TTL / hop limit; -1: not reported
+  int tos = -1;               // TOS / traffic class byte; -1: not reported
+  int ttl = -1;               // TTL / hop limit; -1: not reported
   uint32_t segment_size = 0;  // GRO: the size of the coalesced datagrams; 0: not coalesced
 };
 

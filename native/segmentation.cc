@@ -7,7 +7,8 @@ namespace wsk {
 
 size_t DatagramLength(const SendBatch& batch, const DatagramSpan& span) {
   size_t length = 0;
-  for (uint32_t r = 0; r < span.range_count; ++r) length += batch.ranges[span.first_range + r].length;
+  for (uint32_t r = 0; r < span.range_count; ++r)
+    length += batch.ranges[span.first_range + r].length;
   return length;
 }
 

@@ -10,8 +10,8 @@
 // the loop goes on. A super-packet refused with WSAEINVAL or WSAEOPNOTSUPP turns USO off for the
 // socket and the same datagrams go out one by one.
 #include <winsock2.h>
-#include <ws2tcpip.h>
 #include <mswsock.h>
+#include <ws2tcpip.h>
 
 #include <cstring>
 #include <new>
@@ -79,13 +79,13 @@ size_t EncodeFixedControls(const SendControls& controls, IpFamily family, unsign
       offset = AppendInt(buffer, offset, v4 ? IPPROTO_IP : IPPROTO_IPV6, v4 ? IP_ECN : IPV6_ECN,
                          controls.tos & 3);
     } else {
-      offset = AppendInt(buffer, offset, v4 ? IPPROTO_IP : IPPROTO_IPV6,
-                         v4 ? IP_TOS : IPV6_TCLASS, controls.tos);
+      offset = AppendInt(buffer, offset, v4 ? IPPROTO_IP : IPPROTO_IPV6, v4 ? IP_TOS : IPV6_TCLASS,
+                         controls.tos);
     }
   }
   if (controls.ttl >= 0) {
-    offset = AppendInt(buffer, offset, v4 ? IPPROTO_IP : IPPROTO_IPV6,
-                       v4 ? IP_TTL : IPV6_HOPLIMIT, controls.ttl);
+    offset = AppendInt(buffer, offset, v4 ? IPPROTO_IP : IPPROTO_IPV6, v4 ? IP_TTL : IPV6_HOPLIMIT,
+                       controls.ttl);
   }
   return offset;
 }
@@ -102,14 +102,14 @@ bool IsWouldBlock(int error) { return error == WSAEWOULDBLOCK || error == WSAENO
 // for a malformed call or an unbound socket, and for USO refusals, not for a destination.
 bool IsDestinationError(int error) {
   switch (error) {
-    case WSAEACCES:         // a broadcast address without SO_BROADCAST
+    case WSAEACCES:  // a broadcast address without SO_BROADCAST
     case WSAENETUNREACH:
     case WSAEHOSTUNREACH:
     case WSAEHOSTDOWN:
     case WSAENETDOWN:
-    case WSAECONNRESET:     // UDP: an earlier datagram drew an ICMP port unreachable
+    case WSAECONNRESET:  // UDP: an earlier datagram drew an ICMP port unreachable
     case WSAECONNREFUSED:
-    case WSAENETRESET:      // UDP: an ICMP time exceeded for an earlier datagram
+    case WSAENETRESET:  // UDP: an ICMP time exceeded for an earlier datagram
     case WSAEMSGSIZE:
     case WSAEADDRNOTAVAIL:  // e.g. port 0 or the any address as a destination
     case WSAEAFNOSUPPORT:
@@ -142,10 +142,10 @@ class WsaSendMsgBackend final : public SendBackend {
       const uint32_t run = SegmentRunLength(batch, next, kMaxBuffersPerMessage);
       // A run never spans a change of target: its first datagram's destination is the message's.
       const SocketAddress* destination = batch.DestinationOf(next);
-      message.name = destination == nullptr
-                         ? nullptr
-                         : const_cast<sockaddr*>(
-                               reinterpret_cast<const sockaddr*>(&destination->storage));
+      message.name =
+          destination == nullptr
+              ? nullptr
+              : const_cast<sockaddr*>(reinterpret_cast<const sockaddr*>(&destination->storage));
       message.namelen = destination == nullptr ? 0 : destination->length;
       // Gather the run's byte ranges.
       buffers_.clear();
@@ -188,8 +188,8 @@ class WsaSendMsgBackend final : public SendBackend {
         std::memset(control_, 0, sizeof(control_));
         std::memcpy(control_, fixed_control_, fixed_control_length_);
         if (segment != 0) {
-          control_length = AppendControl(control_, control_length, IPPROTO_UDP,
-                                         UDP_SEND_MSG_SIZE, &segment, sizeof(segment));
+          control_length = AppendControl(control_, control_length, IPPROTO_UDP, UDP_SEND_MSG_SIZE,
+                                         &segment, sizeof(segment));
         }
       }
       // Windows rejects a non-null control buffer of length 0 (WSAEINVAL).

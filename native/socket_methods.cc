@@ -21,8 +21,8 @@ uint32_t Uint32Argument(const Napi::CallbackInfo& info, size_t index, const char
   if (!value.IsNumber()) ThrowType(info.Env(), std::string(name) + " must be a number");
   const double number = value.As<Napi::Number>().DoubleValue();
   if (!(number >= 0) || number > max || std::floor(number) != number) {
-    ThrowRange(info.Env(), std::string(name) + " must be an integer from 0 to " +
-                               std::to_string(max));
+    ThrowRange(info.Env(),
+               std::string(name) + " must be an integer from 0 to " + std::to_string(max));
   }
   return static_cast<uint32_t>(number);
 }
@@ -60,8 +60,8 @@ Napi::Value SendResult(Napi::Env env, const SendOutcome& outcome, const SendBatc
   Napi::Array list = Napi::Array::New(env, 2 * failures.size());
   for (size_t i = 0; i < failures.size(); ++i) {
     list.Set(static_cast<uint32_t>(2 * i),
-             Napi::Number::New(env, static_cast<double>(first) +
-                                        static_cast<double>(failures[i].datagram)));
+             Napi::Number::New(
+                 env, static_cast<double>(first) + static_cast<double>(failures[i].datagram)));
     list.Set(static_cast<uint32_t>(2 * i + 1), Napi::Number::New(env, failures[i].error));
   }
   result.Set("failures", list);
@@ -118,7 +118,8 @@ Napi::Value UdpSocket::Receive(const Napi::CallbackInfo& info) {
   Napi::Uint8Array arena = info[0].As<Napi::Uint8Array>();
   const uint32_t slot_size = Uint32Argument(info, 1, "slotSize", 1u << 20);
   const uint32_t max_datagrams = Uint32Argument(info, 2, "maxDatagrams", 1024);
-  if (slot_size == 0 || max_datagrams == 0) ThrowRange(env, "slotSize and maxDatagrams must be > 0");
+  if (slot_size == 0 || max_datagrams == 0)
+    ThrowRange(env, "slotSize and maxDatagrams must be > 0");
   if (static_cast<uint64_t>(slot_size) * max_datagrams > arena.ByteLength()) {
     ThrowRange(env, "the arena is smaller than slotSize * maxDatagrams");
   }
@@ -250,8 +251,7 @@ Napi::Value UdpSocket::Stats(const Napi::CallbackInfo& info) {
 // Segments per super-packet this socket may send now; 0 when segmentation is off (unsupported,
 // or refused by the kernel once).
 Napi::Value UdpSocket::SegmentLimit(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(),
-                           segmentation_.Active() ? segmentation_.max_segments : 0);
+  return Napi::Number::New(info.Env(), segmentation_.Active() ? segmentation_.max_segments : 0);
 }
 
 Napi::Value UdpSocket::Descriptor(const Napi::CallbackInfo& info) {
