@@ -253,9 +253,9 @@ function readPacked(input: Record<string, unknown>, family: 4 | 6): Payload {
   if (hasLengths) {
     if (types.isUint32Array(lengthsInput)) {
       // Memory gone is a RangeError, as for the buffer (copying it would be a TypeError).
-      checkedLength(lengthsInput as Uint32Array, 'the packed lengths array');
+      checkedLength(lengthsInput, 'the packed lengths array');
       // Our own copy: a Uint32Array may be shared with another thread, or change later.
-      lengths = new Uint32Array(lengthsInput as Uint32Array);
+      lengths = new Uint32Array(lengthsInput);
     } else if (isArray(lengthsInput)) {
       // The count first: a sparse array's length costs its caller nothing, copying it would.
       const source = lengthsInput as unknown[];

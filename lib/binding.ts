@@ -118,6 +118,8 @@ let loaded: NativeBinding | undefined;
 /** The addon, loaded on first use so that pure modules never need it. */
 export function binding(): NativeBinding {
   const file = process.env.WSK_DGRAM_ADDON;
+  // A path known only at run time: require is the way to load a .node file from it.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
   loaded ??= (file ? require(path.resolve(file)) : nodeGypBuild(packageRoot)) as NativeBinding;
   return loaded;
 }

@@ -27,7 +27,7 @@ export function describeError(error: unknown): string {
   try {
     // isNativeError: also errors of another realm (a vm context, jest's sandbox, the addon's).
     if (types.isNativeError(error) || error instanceof Error) {
-      const message: unknown = (error as Error).message;
+      const message: unknown = (error).message;
       return typeof message === 'string' ? message : describeValue(message);
     }
   } catch {

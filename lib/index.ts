@@ -27,5 +27,6 @@ export * from './wsk';
 /** The batching system call of the loaded native build ("sendmmsg" on Linux). */
 export function nativeBackend(): string {
   // Loaded lazily so that importing the WSK types never needs the addon.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
   return (require('./binding') as typeof import('./binding')).binding().backend;
 }

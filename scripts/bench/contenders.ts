@@ -521,8 +521,8 @@ class NodeDgramFanOut implements Contender {
     const host = this.#host;
     return new Promise((resolve, reject) => {
       const done = (error: Error | null): void => (error ? reject(error) : resolve());
-      for (let m = 0; m < n - 1; m++) socket.send(pool[m % pool.length]!, ports[Math.floor(m / pool.length)]!, host);
-      socket.send(pool[(n - 1) % pool.length]!, ports[Math.floor((n - 1) / pool.length)]!, host, done);
+      for (let m = 0; m < n - 1; m++) socket.send(pool[m % pool.length]!, ports[Math.floor(m / pool.length)], host);
+      socket.send(pool[(n - 1) % pool.length]!, ports[Math.floor((n - 1) / pool.length)], host, done);
     });
   }
 

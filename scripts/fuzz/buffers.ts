@@ -139,7 +139,7 @@ export function makeBuffer(spec: BufSpec): MadeBuffer {
       b.set(content);
       view = b;
       // Buffer.alloc(0) may share a buffer: only detach what is ours alone.
-      own = n > 0 && b.byteOffset === 0 && b.buffer.byteLength === n ? b.buffer as ArrayBuffer : null;
+      own = n > 0 && b.byteOffset === 0 && b.buffer.byteLength === n ? b.buffer : null;
       break;
     }
     case 'view': {
@@ -207,12 +207,12 @@ export function makeBuffer(spec: BufSpec): MadeBuffer {
     },
     shrink: (keep) => {
       if (rab === null) return false;
-      (rab as ResizableArrayBuffer).resize(Math.min(rab.byteLength, spec.pad + Math.max(0, keep)));
+      (rab).resize(Math.min(rab.byteLength, spec.pad + Math.max(0, keep)));
       return true;
     },
     grow: () => {
       if (rab === null) return false;
-      const r = rab as ResizableArrayBuffer;
+      const r = rab;
       r.resize(r.maxByteLength);
       return true;
     },

@@ -51,9 +51,9 @@ async function main(): Promise<void> {
   const options = { isolated, ipv6, lifetimeMs, exclude };
   let def: TargetDefinition<unknown>;
   switch (config.target) {
-    case 'native': def = nativeTarget(options) as TargetDefinition<unknown>; break;
-    case 'wsk': def = wskTarget(options) as TargetDefinition<unknown>; break;
-    case 'socket': def = socketTarget(options) as TargetDefinition<unknown>; break;
+    case 'native': def = nativeTarget(options); break;
+    case 'wsk': def = wskTarget(options); break;
+    case 'socket': def = socketTarget(options); break;
   }
   const report = await runHarness(def, {
     seed: config.seed,

@@ -700,7 +700,7 @@ function runSend(c: SendCase, env: Env, budget: ReadBudget, bump: (key: string, 
       case 'sendInner': {
         const socket = g.action === 'sendSame' ? sender : env.innerSender;
         const sameFamily = g.action === 'sendSame' ? family : 4;
-        const to = (env.inner[sameFamily] ?? inner) as Receiver;
+        const to = (env.inner[sameFamily] ?? inner);
         const datagram = Uint8Array.of(0x49, 0x4e, g.target, g.keep);
         try {
           const r = socket.send(plainBatch([datagram], sameFamily, to.address, to.port), 0, 1);
@@ -810,8 +810,9 @@ function runSend(c: SendCase, env: Env, budget: ReadBudget, bump: (key: string, 
   const spanWords: number[] = [];
   let cost = 0;
   for (const s of c.spans) {
-    let [firstRange, rangeCount] = s.lie !== null && !clean ? s.lie
+    const [firstRange, lyingCount] = s.lie !== null && !clean ? s.lie
       : [s.at % (rangeTotal + 1), 0];
+    let rangeCount = lyingCount;
     if (s.lie === null || clean) rangeCount = Math.min(s.count, rangeTotal - firstRange);
     let bytes = 0;
     for (let r = firstRange; r < Math.min(rangeTotal, firstRange + rangeCount); r++) bytes += rangeBytes[r] ?? 0;
@@ -897,7 +898,7 @@ function runSend(c: SendCase, env: Env, budget: ReadBudget, bump: (key: string, 
       }
       case 'detached': {
         const copy = Uint32Array.from(tampered);
-        detachBuffer(copy.buffer as ArrayBuffer);
+        detachBuffer(copy.buffer);
         return { value: copy, model: new Uint32Array(0) };
       }
     }
@@ -925,7 +926,7 @@ function runSend(c: SendCase, env: Env, budget: ReadBudget, bump: (key: string, 
       }
       case 'detached': {
         const copy = Uint8Array.from(tableBytes);
-        detachBuffer(copy.buffer as ArrayBuffer);
+        detachBuffer(copy.buffer);
         tableValue = copy;
         tableModel = new Uint8Array(0);
         break;
@@ -1252,7 +1253,7 @@ function runReceive(c: ReceiveCase, env: Env, bump: (key: string, by?: number) =
     case 'view': arenaView = new Uint8Array(new ArrayBuffer(size + 13), 13, size); break;
     case 'detached': {
       const d = new Uint8Array(size);
-      detachBuffer(d.buffer as ArrayBuffer);
+      detachBuffer(d.buffer);
       arena = d;
       break;
     }

@@ -456,7 +456,7 @@ function startSend(spec: Extract<OpSpec, { kind: 'try' | 'send' }>, socket: UdpS
       fields.segmentSize = Math.min(Math.max(fields.segmentSize, Math.ceil(total / 40)), 65507);
       segmentSize = fields.segmentSize as number;
     }
-    options = fields as SendOptions;
+    options = fields;
   }
 
   const op: Op = { spec, parts, expected, reaches, segmentSize, afterClose: closed, sent: null,

@@ -403,7 +403,7 @@ async function runWith(c: WskCase, socket: UdpSocket, receiver: Receiver, budget
   // MDLs.
   const bytesOf = (pool: NodeSpec['pool']): unknown =>
     pool === 'empty' ? new Uint8Array(0) : pool === 'garbage' ? 'not bytes' : (made[pool % made.length] as MadeBuffer).value;
-  const nodes = c.nodes.map(() => ({} as Record<string, unknown>));
+  const nodes = c.nodes.map(() => ({}));
   const answerNode = (a: Answer, self: object): unknown =>
     a === null ? null : a === 'self' ? self : a === 'garbage' ? 42 : a === 'undefined' ? undefined : nodes[a % nodes.length];
   c.nodes.forEach((spec, i) => {
@@ -443,7 +443,7 @@ async function runWith(c: WskCase, socket: UdpSocket, receiver: Receiver, budget
 
   // Entries.
   const cap = { left: CAP[c.lane] };
-  const entries = c.entries.map(() => ({} as Record<string, unknown>));
+  const entries = c.entries.map(() => ({}));
   const values: Array<{ offset: unknown; length: unknown }> = [];
   c.entries.forEach((spec, i) => {
     const entry = entries[i] as Record<string, unknown>;

@@ -5,6 +5,7 @@
  * went on the wire. Received by node:dgram, not by the library under test.
  */
 import * as dgram from 'node:dgram';
+import * as os from 'node:os';
 import fc from 'fast-check';
 import {
   createSocket, IoAllocateIrp, nativeBackend, IoAllocateMdl, STATUS_SUCCESS, WskError, wskBufList, WskSendMessages,
@@ -12,7 +13,7 @@ import {
 } from '../../lib';
 import { openReceiver, patterned, RECEIVE_BUFFER, type Receiver } from './receiver';
 
-const { EACCES } = require('node:os').constants.errno as Record<string, number>;
+const { EACCES } = os.constants.errno;
 
 /**
  * System calls for `messages` messages of one call: one per up to 1024 with sendmmsg, one each

@@ -4,7 +4,7 @@
  */
 import {
   buildControlInfo, controlDword, controlIn6Pktinfo, controlInPktinfo, controlInt, createSocket,
-  IoAllocateIrp, IoAllocateMdl, IP_ECN, IP_PKTINFO, IP_TOS, IP_TTL, IPPROTO_IP, IPPROTO_IPV6,
+  IoAllocateIrp, IoAllocateMdl, IP_ECN, IP_TOS, IP_TTL, IPPROTO_IP, IPPROTO_IPV6,
   IPPROTO_UDP, IPV6_ECN, IPV6_HOPLIMIT, IPV6_TCLASS, UDP_SEND_MSG_SIZE, WskSendMessages, wskBufList,
   type ReceivedDatagram, type UdpSocket,
 } from '../../lib';

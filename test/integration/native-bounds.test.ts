@@ -562,7 +562,7 @@ describe('JavaScript running during the native send (getters)', () => {
       },
     };
     // Observed: { datagrams: 1, bytes: 5, errno: 0 }, and "INNER" went to the OUTER receiver too.
-    await expectOuterIntact(setup, () => sendAll(setup.native, [a, b], setup.receiver.port, controls as NativeControls),
+    await expectOuterIntact(setup, () => sendAll(setup.native, [a, b], setup.receiver.port, controls),
       [a, b]);
   });
 

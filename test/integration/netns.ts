@@ -446,7 +446,7 @@ export class JsonChild {
       });
     }
     await Promise.race([this.#closed, new Promise((r) => setTimeout(r, 1000))]);
-    const exit = this.exit as { code: number | null; signal: NodeJS.Signals | null; at: number } | null;
+    const exit = this.exit;
     return {
       code: exit?.code ?? null,
       signal: exit?.signal ?? null,

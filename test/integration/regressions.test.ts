@@ -110,6 +110,7 @@ const notes: string[] = [];
 
 afterAll(async () => {
   await link?.destroy();
+  // eslint-disable-next-line no-console
   if (notes.length > 0) console.log('regressions observed:\n' + notes.map((n) => `  ${n}`).join('\n'));
 });
 

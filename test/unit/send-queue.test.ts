@@ -532,12 +532,12 @@ describe('segment (UDP_SEGMENT) flag and controls', () => {
       wholeBatch(1, 3, { segment: true }), piecesBatch(2, 3, { segment: false }), packedBatch(3, 2, { segment: true }),
     ];
     h.fake.capacity = 1;
-    h.pending(b1!);
-    h.pending(b2!);
-    h.pending(b3!);
+    h.pending(b1);
+    h.pending(b2);
+    h.pending(b3);
     for (let step = 0; h.fake.polling && step < 20; step++) h.fake.writable(1);
     expect(h.order()).toEqual([1, 2, 3]);
-    const flags = new Map<unknown, boolean>([[b1!.batch, true], [b2!.batch, false], [b3!.batch, true]]);
+    const flags = new Map<unknown, boolean>([[b1.batch, true], [b2.batch, false], [b3.batch, true]]);
     expect(h.fake.calls.length).toBeGreaterThan(3);
     for (const call of h.fake.calls) expect(call.segment).toBe(flags.get(call.batch));
   });
@@ -548,12 +548,12 @@ describe('segment (UDP_SEGMENT) flag and controls', () => {
     const c2: NativeControls = { sourceAddress: 'fd00::1', interfaceIndex: 2 };
     const [b1, b2] = [wholeBatch(1, 4, { to: DEST, controls: c1 }), piecesBatch(2, 3, { to: DEST, segment: true, controls: c2 })];
     h.fake.capacity = 1;
-    h.pending(b1!);
-    h.pending(b2!);
+    h.pending(b1);
+    h.pending(b2);
     for (let step = 0; h.fake.polling && step < 20; step++) h.fake.writable(2);
     expect(h.order()).toEqual([1, 2]);
     for (const call of h.fake.calls) {
-      expect(call.controls).toBe(call.batch === b1!.batch ? c1 : c2);
+      expect(call.controls).toBe(call.batch === b1.batch ? c1 : c2);
     }
     expect(h.fake.calls.filter((c) => c.controls === c2).length).toBeGreaterThan(1);
     // Without controls, none are passed.
@@ -717,19 +717,19 @@ describe('cancel()', () => {
     const h = new Harness();
     const [b1, b2, b3] = [wholeBatch(1, 4), piecesBatch(2, 3), wholeBatch(3, 2)];
     h.fake.capacity = 1;
-    h.pending(b1!);
-    const second = h.pending(b2!);
-    h.pending(b3!);
+    h.pending(b1);
+    const second = h.pending(b2);
+    h.pending(b3);
     expect(second.cancel()).toBe(true);
-    expect(h.done).toEqual([{ tag: 2, completion: cancelledAt(b2!, 0) }]);
+    expect(h.done).toEqual([{ tag: 2, completion: cancelledAt(b2, 0) }]);
     expect(h.fake.polling).toBe(true);
     expect(h.drains).toBe(0);
-    expect(h.counters()).toEqual([2, 3 + 2, bytesOf(b1!, 1, 4) + b3!.batch.totalBytes]);
+    expect(h.counters()).toEqual([2, 3 + 2, bytesOf(b1, 1, 4) + b3.batch.totalBytes]);
     h.fake.writable(100);
     expect(h.order()).toEqual([2, 1, 3]);
-    expect(h.of(1)).toEqual([success(b1!)]);
-    expect(h.of(3)).toEqual([success(b3!)]);
-    expect(hex(h.fake.sent)).toEqual(hex([...b1!.datagrams, ...b3!.datagrams]));
+    expect(h.of(1)).toEqual([success(b1)]);
+    expect(h.of(3)).toEqual([success(b3)]);
+    expect(hex(h.fake.sent)).toEqual(hex([...b1.datagrams, ...b3.datagrams]));
     expect(second.cancel()).toBe(false);
     expect(h.drains).toBe(1);
     h.checkClean();
@@ -929,19 +929,19 @@ describe('reentrancy: completions that call back into the queue', () => {
     const h = new Harness();
     const [b1, b2, b3] = [wholeBatch(1, 3), piecesBatch(2, 3), wholeBatch(3, 4)];
     let callsInside = -1;
-    h.pending(b1!, () => {
+    h.pending(b1, () => {
       const before = h.fake.calls.length;
-      expect(isPending(h.submit(b3!))).toBe(true);
+      expect(isPending(h.submit(b3))).toBe(true);
       callsInside = h.fake.calls.length - before;
     });
-    h.pending(b2!);
+    h.pending(b2);
     h.fake.writable(100);
     expect(callsInside).toBe(0);
     expect(h.order()).toEqual([1, 2, 3]);
-    expect(h.of(1)).toEqual([success(b1!)]);
-    expect(h.of(2)).toEqual([success(b2!)]);
-    expect(h.of(3)).toEqual([success(b3!)]);
-    expect(hex(h.fake.sent)).toEqual(hex([...b1!.datagrams, ...b2!.datagrams, ...b3!.datagrams]));
+    expect(h.of(1)).toEqual([success(b1)]);
+    expect(h.of(2)).toEqual([success(b2)]);
+    expect(h.of(3)).toEqual([success(b3)]);
+    expect(hex(h.fake.sent)).toEqual(hex([...b1.datagrams, ...b2.datagrams, ...b3.datagrams]));
     expect(h.counters()).toEqual([0, 0, 0]);
     expect(h.drains).toBe(1);
     expect(h.fake.polling).toBe(false);
@@ -952,20 +952,20 @@ describe('reentrancy: completions that call back into the queue', () => {
     const h = new Harness();
     const [b1, b2] = [wholeBatch(1, 3), wholeBatch(2, 5)];
     let inner: RawSendResult | PendingSend | null = null;
-    h.pending(b1!, () => {
-      inner = h.submit(b2!);
+    h.pending(b1, () => {
+      inner = h.submit(b2);
     });
     h.fake.writable(5); // 3 of b1, then b2 takes the last 2 and waits
     expect(inner).not.toBeNull();
     expect(isPending(inner!)).toBe(true);
     expect(h.order()).toEqual([1]);
-    expect(h.counters()).toEqual([1, 3, bytesOf(b2!, 2, 5)]);
+    expect(h.counters()).toEqual([1, 3, bytesOf(b2, 2, 5)]);
     expect(h.fake.polling).toBe(true);
     expect(h.drains).toBe(0);
     h.fake.writable(10);
     expect(h.order()).toEqual([1, 2]);
-    expect(h.of(2)).toEqual([success(b2!)]);
-    expect(hex(h.fake.sent)).toEqual(hex([...b1!.datagrams, ...b2!.datagrams]));
+    expect(h.of(2)).toEqual([success(b2)]);
+    expect(hex(h.fake.sent)).toEqual(hex([...b1.datagrams, ...b2.datagrams]));
     expect(h.drains).toBe(1);
     expect(h.fake.polling).toBe(false);
     h.checkClean();
@@ -974,16 +974,16 @@ describe('reentrancy: completions that call back into the queue', () => {
   test('a completion that calls cancelAll during a flush cancels the rest exactly once', () => {
     const h = new Harness();
     const [b1, b2, b3] = [wholeBatch(1, 2), piecesBatch(2, 3), wholeBatch(3, 2)];
-    h.pending(b1!, () => h.queue.cancelAll());
-    h.pending(b2!);
-    h.pending(b3!);
+    h.pending(b1, () => h.queue.cancelAll());
+    h.pending(b2);
+    h.pending(b3);
     h.fake.writable(100);
     expect(h.done).toEqual([
-      { tag: 1, completion: success(b1!) },
-      { tag: 2, completion: cancelledAt(b2!, 0) },
-      { tag: 3, completion: cancelledAt(b3!, 0) },
+      { tag: 1, completion: success(b1) },
+      { tag: 2, completion: cancelledAt(b2, 0) },
+      { tag: 3, completion: cancelledAt(b3, 0) },
     ]);
-    expect(hex(h.fake.sent)).toEqual(hex(b1!.datagrams));
+    expect(hex(h.fake.sent)).toEqual(hex(b1.datagrams));
     expect(h.counters()).toEqual([0, 0, 0]);
     expect(h.fake.polling).toBe(false);
     h.checkClean();
@@ -992,18 +992,18 @@ describe('reentrancy: completions that call back into the queue', () => {
   test('a completion that calls cancelAll then submits: the new request is served normally', () => {
     const h = new Harness();
     const [b1, b2, b3] = [wholeBatch(1, 2), wholeBatch(2, 3), wholeBatch(3, 4)];
-    h.pending(b1!, () => {
+    h.pending(b1, () => {
       h.queue.cancelAll();
-      h.submit(b3!);
+      h.submit(b3);
     });
-    h.pending(b2!);
+    h.pending(b2);
     h.fake.writable(4); // b1 (2), then b3 gets 2 and waits
     expect(h.order()).toEqual([1, 2]);
     expect(h.fake.polling).toBe(true);
     h.fake.writable(10);
     expect(h.order()).toEqual([1, 2, 3]);
-    expect(h.of(3)).toEqual([success(b3!)]);
-    expect(hex(h.fake.sent)).toEqual(hex([...b1!.datagrams, ...b3!.datagrams]));
+    expect(h.of(3)).toEqual([success(b3)]);
+    expect(hex(h.fake.sent)).toEqual(hex([...b1.datagrams, ...b3.datagrams]));
     expect(h.counters()).toEqual([0, 0, 0]);
     expect(h.fake.polling).toBe(false);
     h.checkClean();
@@ -1014,17 +1014,17 @@ describe('reentrancy: completions that call back into the queue', () => {
     const [b1, b2] = [wholeBatch(1, 2), wholeBatch(2, 3)];
     let second: PendingSend | null = null;
     let cancelReturned: boolean | null = null;
-    h.pending(b1!, () => {
+    h.pending(b1, () => {
       cancelReturned = second!.cancel();
     });
-    second = h.pending(b2!);
+    second = h.pending(b2);
     h.fake.writable(100);
     expect(cancelReturned).toBe(true);
     expect(h.done).toEqual([
-      { tag: 1, completion: success(b1!) },
-      { tag: 2, completion: cancelledAt(b2!, 0) },
+      { tag: 1, completion: success(b1) },
+      { tag: 2, completion: cancelledAt(b2, 0) },
     ]);
-    expect(hex(h.fake.sent)).toEqual(hex(b1!.datagrams));
+    expect(hex(h.fake.sent)).toEqual(hex(b1.datagrams));
     expect(h.counters()).toEqual([0, 0, 0]);
     expect(h.fake.polling).toBe(false);
     // The queue emptied once.
@@ -1035,11 +1035,11 @@ describe('reentrancy: completions that call back into the queue', () => {
     const h = new Harness();
     const [b1, b2, b3] = [wholeBatch(1, 2), wholeBatch(2, 3), wholeBatch(3, 2)];
     let second: PendingSend | null = null;
-    h.pending(b1!, () => {
+    h.pending(b1, () => {
       second!.cancel();
     });
-    second = h.pending(b2!);
-    h.pending(b3!);
+    second = h.pending(b2);
+    h.pending(b3);
     h.queue.cancelAll();
     expect(h.of(2)).toHaveLength(1);
     expect(h.done.map((d) => d.tag).sort()).toEqual([1, 2, 3]);
@@ -1050,15 +1050,15 @@ describe('reentrancy: completions that call back into the queue', () => {
     const h = new Harness();
     const [b1, b2, b3] = [wholeBatch(1, 2), wholeBatch(2, 3), wholeBatch(3, 2)];
     let second: PendingSend | null = null;
-    h.pending(b1!, () => {
-      h.pending(b3!); // the queue was emptied by cancelAll: b3 is tried at once, waits
+    h.pending(b1, () => {
+      h.pending(b3); // the queue was emptied by cancelAll: b3 is tried at once, waits
       second!.cancel();
     });
-    second = h.pending(b2!);
+    second = h.pending(b2);
     h.queue.cancelAll();
     // b3 must still wait (nothing cancelled it), with exact counters.
     expect(h.of(3)).toEqual([]);
-    expect(h.counters()).toEqual([1, 2, b3!.batch.totalBytes]);
+    expect(h.counters()).toEqual([1, 2, b3.batch.totalBytes]);
     expect(h.of(2)).toHaveLength(1);
   });
 
@@ -1067,10 +1067,10 @@ describe('reentrancy: completions that call back into the queue', () => {
     const [b1, b2] = [wholeBatch(1, 2), wholeBatch(2, 3)];
     h.fake.pollScript.push(EBADF, EBADF);
     let second: PendingSend | null = null;
-    h.pending(b1!, () => {
+    h.pending(b1, () => {
       second!.cancel();
     });
-    second = h.pending(b2!);
+    second = h.pending(b2);
     await tick();
     expect(h.of(1)).toHaveLength(1);
     expect(h.of(2)).toHaveLength(1);
@@ -1080,15 +1080,15 @@ describe('reentrancy: completions that call back into the queue', () => {
   test('a completion run by cancel() that submits: queued behind the rest, in order', () => {
     const h = new Harness();
     const [b1, b2, b3] = [wholeBatch(1, 2), wholeBatch(2, 3), wholeBatch(3, 2)];
-    const first = h.pending(b1!, () => {
-      h.pending(b3!);
+    const first = h.pending(b1, () => {
+      h.pending(b3);
     });
-    h.pending(b2!);
+    h.pending(b2);
     expect(first.cancel()).toBe(true);
-    expect(h.counters()).toEqual([2, 5, b2!.batch.totalBytes + b3!.batch.totalBytes]);
+    expect(h.counters()).toEqual([2, 5, b2.batch.totalBytes + b3.batch.totalBytes]);
     h.fake.writable(100);
     expect(h.order()).toEqual([1, 2, 3]);
-    expect(hex(h.fake.sent)).toEqual(hex([...b2!.datagrams, ...b3!.datagrams]));
+    expect(hex(h.fake.sent)).toEqual(hex([...b2.datagrams, ...b3.datagrams]));
     expect(h.drains).toBe(1);
   });
 });
@@ -1098,18 +1098,18 @@ describe('JavaScript run by a native send while flushing (getters): re-entrant c
     const h = new Harness();
     const [b1, b2, b3] = [wholeBatch(1, 6), piecesBatch(2, 4), wholeBatch(3, 3)];
     h.fake.capacity = 2;
-    h.pending(b1!);
-    h.pending(b2!);
-    h.pending(b3!);
+    h.pending(b1);
+    h.pending(b2);
+    h.pending(b3);
     // The flush's send of b1 takes 3 more datagrams; a getter inside it closes the socket.
     h.fake.duringNextSend = () => h.queue.cancelAll();
     expect(() => h.fake.writable(3)).not.toThrow();
     // b1 completes once its native call has returned, with all it sent (2 + 3); the others at once.
-    expect(h.of(1)).toEqual([cancelledAt(b1!, 5)]);
-    expect(h.of(2)).toEqual([cancelledAt(b2!, 0)]);
-    expect(h.of(3)).toEqual([cancelledAt(b3!, 0)]);
+    expect(h.of(1)).toEqual([cancelledAt(b1, 5)]);
+    expect(h.of(2)).toEqual([cancelledAt(b2, 0)]);
+    expect(h.of(3)).toEqual([cancelledAt(b3, 0)]);
     expect(h.order()).toEqual([2, 3, 1]);
-    expect(hex(h.fake.sent)).toEqual(hex(b1!.datagrams.slice(0, 5)));
+    expect(hex(h.fake.sent)).toEqual(hex(b1.datagrams.slice(0, 5)));
     expect(h.counters()).toEqual([0, 0, 0]);
     expect(h.fake.polling).toBe(false);
     expect(h.drains).toBe(0); // emptied by the close, not by sending
@@ -1120,8 +1120,8 @@ describe('JavaScript run by a native send while flushing (getters): re-entrant c
     const h = new Harness();
     const [b1, b2] = [wholeBatch(1, 6), wholeBatch(2, 3)];
     h.fake.capacity = 1;
-    const head = h.pending(b1!);
-    h.pending(b2!);
+    const head = h.pending(b1);
+    h.pending(b2);
     let answer: boolean | undefined;
     let again: boolean | undefined;
     h.fake.duringNextSend = () => {
@@ -1130,14 +1130,14 @@ describe('JavaScript run by a native send while flushing (getters): re-entrant c
     };
     h.fake.writable(2);
     expect([answer, again]).toEqual([true, false]);
-    expect(h.of(1)).toEqual([cancelledAt(b1!, 3)]);
+    expect(h.of(1)).toEqual([cancelledAt(b1, 3)]);
     // The flush goes on with the next request in the same writable turn.
     expect(h.of(2)).toEqual([]);
-    expect(h.counters()).toEqual([1, 3, b2!.batch.totalBytes]);
+    expect(h.counters()).toEqual([1, 3, b2.batch.totalBytes]);
     h.fake.writable(10);
-    expect(h.of(2)).toEqual([success(b2!)]);
+    expect(h.of(2)).toEqual([success(b2)]);
     expect(h.of(1)).toHaveLength(1);
-    expect(hex(h.fake.sent)).toEqual(hex([...b1!.datagrams.slice(0, 3), ...b2!.datagrams]));
+    expect(hex(h.fake.sent)).toEqual(hex([...b1.datagrams.slice(0, 3), ...b2.datagrams]));
     expect(h.counters()).toEqual([0, 0, 0]);
     expect(h.drains).toBe(1);
     h.checkClean();
@@ -1147,13 +1147,13 @@ describe('JavaScript run by a native send while flushing (getters): re-entrant c
     const h = new Harness();
     const [b1, b2] = [wholeBatch(1, 4), wholeBatch(2, 3)];
     h.fake.capacity = 1;
-    h.pending(b1!);
-    const second = h.pending(b2!);
+    h.pending(b1);
+    const second = h.pending(b2);
     h.fake.duringNextSend = () => { second.cancel(); };
     h.fake.writable(10);
     expect(h.order()).toEqual([2, 1]);
-    expect(h.of(2)).toEqual([cancelledAt(b2!, 0)]);
-    expect(h.of(1)).toEqual([success(b1!)]);
+    expect(h.of(2)).toEqual([cancelledAt(b2, 0)]);
+    expect(h.of(1)).toEqual([success(b1)]);
     expect(h.counters()).toEqual([0, 0, 0]);
     expect(h.drains).toBe(1);
     h.checkClean();
