@@ -433,25 +433,53 @@ export function buildAddressedBatch(input: unknown, destinations: readonly Desti
 }
 
 /**
+ * Destinations checked and encoded once, for a sender that sends to the same peers call after
+ * call (a game server's tick, an SFU's forwarding list): the fan-out calls take it in place of
+ * an array and parse nothing. Made by `UdpSocket#prepareDestinations`; immutable.
+ */
+export class DestinationSet {
+  readonly family: 4 | 6;
+  readonly endpoints: readonly Destination[];
+  /** The destination records, DESTINATION_RECORD_BYTES each. */
+  readonly table: Uint8Array;
+
+  constructor(family: 4 | 6, endpoints: readonly Destination[]) {
+    this.family = family;
+    this.endpoints = Object.freeze(endpoints.slice());
+    this.table = destinationTable(this.endpoints);
+  }
+
+  get size(): number {
+    return this.endpoints.length;
+  }
+}
+
+/**
  * Every datagram of `input` to each of `destinations`, destination by destination: datagram
  * `d * input.length + i` is datagram i to destination d. The spans of every copy point at the
  * same ranges: nothing is copied.
  */
-export function buildFanOutBatch(input: unknown, destinations: readonly Destination[],
+export function buildFanOutBatch(input: unknown, destinations: readonly Destination[] | DestinationSet,
   options: BuildOptions): Batch {
   const payload = readPayload(input, options.family);
-  const count = payload.count * destinations.length;
+  const set = destinations instanceof DestinationSet ? destinations : null;
+  if (set !== null && set.family !== options.family) {
+    throw new TypeError(`the destination set is for udp${set.family}, the socket is udp${options.family}`);
+  }
+  const endpoints = set === null ? destinations as readonly Destination[] : set.endpoints;
+  const peers = endpoints.length;
+  const count = payload.count * peers;
   checkCount(count);
   const spans = new Uint32Array(count * 2);
   const targets = new Uint32Array(count);
-  for (let d = 0; d < destinations.length; d++) {
+  for (let d = 0; d < peers; d++) {
     spans.set(payload.spans, d * payload.count * 2);
     targets.fill(d, d * payload.count, (d + 1) * payload.count);
   }
   return {
     buffers: payload.buffers, ranges: payload.ranges, spans,
-    targets, destinations: destinationTable(destinations),
+    targets, destinations: set === null ? destinationTable(endpoints) : set.table,
     segment: options.segment, continueOnError: options.continueOnError, controls: options.controls,
-    count, totalBytes: payload.totalBytes * destinations.length, endpoints: destinations,
+    count, totalBytes: payload.totalBytes * peers, endpoints,
   };
 }

@@ -9,7 +9,8 @@
 import { EventEmitter } from 'node:events';
 import * as os from 'node:os';
 import {
-  buildAddressedBatch, buildBatch, buildFanOutBatch, DestinationCache, type Batch, type BatchInput,
+  buildAddressedBatch, buildBatch, buildFanOutBatch, DestinationCache, DestinationSet, type Batch,
+  type BatchInput,
   type Datagram,
 } from './batch';
 import { binding, type NativeControls, type NativeUdpSocket, type SocketStats } from './binding';
@@ -316,14 +317,16 @@ export class UdpSocket extends EventEmitter implements BatchSender {
    * destination: datagram `d * batchLength + i` of the result is datagram i to destination d.
    * Every copy points at the same memory: nothing is copied. As many as the kernel takes now.
    */
-  trySendToMany(batch: BatchInput, destinations: readonly Endpoint[], options?: SendOptions): SendResult {
-    const endpoints = this.#readEndpoints(destinations);
+  trySendToMany(batch: BatchInput, destinations: readonly Endpoint[] | DestinationSet,
+    options?: SendOptions): SendResult {
+    const endpoints = this.#fanOutDestinations(destinations);
     return this.#trySend(buildFanOutBatch(batch, endpoints, this.#buildOptions(options, true)));
   }
 
   /** The fan-out of trySendToMany; what cannot go now waits (see sendBatch). */
-  sendToMany(batch: BatchInput, destinations: readonly Endpoint[], options?: SendOptions): Promise<SendResult> {
-    const endpoints = this.#readEndpoints(destinations);
+  sendToMany(batch: BatchInput, destinations: readonly Endpoint[] | DestinationSet,
+    options?: SendOptions): Promise<SendResult> {
+    const endpoints = this.#fanOutDestinations(destinations);
     return this.#send(buildFanOutBatch(batch, endpoints, this.#buildOptions(options, true)));
   }
 
@@ -397,10 +400,24 @@ export class UdpSocket extends EventEmitter implements BatchSender {
     return { data, destinations };
   }
 
+  /**
+   * Checks and encodes `destinations` once, for the fan-out calls to take in place of the array
+   * on every call after: sending to the same peers again parses nothing. TypeError/RangeError
+   * name the bad entry.
+   */
+  prepareDestinations(destinations: readonly Endpoint[]): DestinationSet {
+    return new DestinationSet(this.family, this.#readEndpoints(destinations));
+  }
+
+  /** The fan-out destinations of a call: a prepared set as it is, an array read and checked. */
+  #fanOutDestinations(destinations: unknown): Destination[] | DestinationSet {
+    this.#requireUnconnected();
+    return destinations instanceof DestinationSet ? destinations : this.#readEndpoints(destinations);
+  }
+
   /** Reads each endpoint once into checked destinations. */
   #readEndpoints(endpoints: unknown): Destination[] {
     if (!Array.isArray(endpoints)) throw new TypeError('destinations must be an array of { port, address }');
-    this.#requireUnconnected();
     const count = endpoints.length;
     const destinations: Destination[] = new Array(count);
     for (let i = 0; i < count; i++) {

@@ -222,6 +222,32 @@ describe('many destinations in one call', () => {
     }
   });
 
+  test('a prepared destination set sends what the array sends, call after call, and stays the socket family\'s', async () => {
+    const peers = await Peers.open(8);
+    try {
+      socket = createSocket({ type: 'udp4' });
+      const list = peers.ports.map((port) => ({ port, address: '127.0.0.1' }));
+      const set = socket.prepareDestinations(list);
+      expect(set.size).toBe(8);
+      const payloads = [patterned(1, 300), patterned(2, 301)];
+      const fromArray = socket.trySendToMany(payloads, list);
+      for (let round = 0; round < 3; round++) expect(socket.trySendToMany(payloads, set)).toEqual(fromArray);
+      expect(fromArray).toEqual({ datagrams: 16, bytes: 8 * 601, segments: 16, failures: [] });
+      await peers.settle(4 * 16);
+      for (const got of peers.got) expect(hexes(got)).toEqual(hexes([...payloads, ...payloads, ...payloads, ...payloads]));
+      const v6 = createSocket('udp6');
+      try {
+        expect(() => v6.trySendToMany(payloads, set)).toThrow(/udp4/);
+        expect(() => v6.prepareDestinations([{ port: 1, address: '127.0.0.1' }])).toThrow(/destination 0/);
+      } finally {
+        v6.close();
+      }
+      expect(() => socket.prepareDestinations([{ port: 0 }])).toThrow(RangeError);
+    } finally {
+      await peers.close();
+    }
+  });
+
   test('sendTo: each message to its own destination; consecutive ones to a peer coalesce', async () => {
     const peers = await Peers.open(3);
     try {
