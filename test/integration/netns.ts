@@ -68,9 +68,20 @@ export interface SlowLink {
 
 const COMMAND_TIMEOUT_MS = 10000;
 
+/**
+ * The environment of the system tools run here (ip, tc): without the sanitizer runtime that
+ * scripts/run-asan.sh preloads for node, which would check iproute2 itself (and abort on its
+ * own strncpy in `ip route show`). The node children of spawnNode keep it.
+ */
+function toolEnvironment(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.LD_PRELOAD;
+  return env;
+}
+
 function run(file: string, argv: readonly string[], timeoutMs = COMMAND_TIMEOUT_MS): Promise<ExecResult> {
   return new Promise((resolve) => {
-    execFile(file, [...argv], { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 16 << 20 },
+    execFile(file, [...argv], { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 16 << 20, env: toolEnvironment() },
       (error, stdout, stderr) => {
         if (error === null) {
           resolve({ code: 0, signal: null, stdout, stderr });
