@@ -1470,7 +1470,8 @@ function failure(op: Op, ctx: CaseContext, error: unknown, async: boolean): void
     const halt = op.plan[firstHalt];
     const haltCode = halt === undefined ? null : (halt.fate as { code: string }).code;
     if (!stalled && haltCode !== code) {
-      fail(`${how} failed with ${code} after ${s} datagrams; the plan says ${haltCode ?? 'no error'} at datagram ${firstHalt}`);
+      fail(`${how} failed with ${code} after ${s} datagrams; ` +
+        (haltCode === null ? 'no datagram of the plan stops the send' : `the plan says ${haltCode} at datagram ${firstHalt}`));
     }
     // Every datagram before it went out (with continueOnError the refused ones are not counted).
     const before = op.plan.slice(0, at).filter(goes).length;
