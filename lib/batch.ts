@@ -246,10 +246,9 @@ function readPacked(input: Record<string, unknown>, family: 4 | 6): Payload {
   const lengthsInput = hasLengths ? input.lengths : undefined;
   const segmentSizeInput = hasLengths ? undefined : input.segmentSize;
   if (!isUint8Array(buffer)) throw new TypeError('a packed batch needs buffer: a Uint8Array');
-  const size = checkedLength(buffer, 'the packed buffer');
   const limit = MAX_UDP_PAYLOAD[family];
 
-  let lengths: ArrayLike<unknown>;
+  let lengths: ArrayLike<unknown> = [];
   if (hasLengths) {
     if (types.isUint32Array(lengthsInput)) {
       // Memory gone is a RangeError, as for the buffer (copying it would be a TypeError).
@@ -267,7 +266,11 @@ function readPacked(input: Record<string, unknown>, family: 4 | 6): Payload {
     } else {
       throw new TypeError('packed lengths must be a Uint32Array or an array of numbers');
     }
-  } else {
+  }
+  // Measured once every input is read: a getter on an element of `lengths` may have detached
+  // or shrunk the buffer (the caller's code runs no more from here on).
+  const size = checkedLength(buffer, 'the packed buffer');
+  if (!hasLengths) {
     const segmentSize = segmentSizeInput;
     if (typeof segmentSize !== 'number' || !Number.isInteger(segmentSize) || segmentSize < 1 ||
       segmentSize > limit) {
