@@ -4,6 +4,10 @@
 #include "messages_posix.h"
 
 #include <netinet/in.h>
+#include <sys/ioctl.h>
+#ifdef __linux__
+#include <linux/sockios.h>  // SIOCOUTQ
+#endif
 
 #include <cerrno>
 #include <cstring>
@@ -100,9 +104,20 @@ bool LowerSegmentation(SegmentationState& state, int error, uint32_t segments,
   return false;
 }
 
-bool IsWouldBlock(int error) {
-  // ENOBUFS: Linux says so when the device queue is full (libuv treats it the same way).
-  return error == EAGAIN || error == EWOULDBLOCK || error == ENOBUFS;
+bool IsWouldBlock(int error, SocketHandle socket) {
+  if (error == EAGAIN || error == EWOULDBLOCK) return true;
+  if (error != ENOBUFS) return false;
+  // ENOBUFS: Linux says so when a queue is full (libuv treats it as would-block), and that
+  // clears as this socket's packets drain. With nothing of ours queued (SIOCOUTQ 0) it never
+  // clears: the datagram needs more than the socket may ever hold (an IPv6 datagram fragmented
+  // past a small SO_SNDBUF). The socket stays writable then, so waiting would spin: an error.
+#ifdef SIOCOUTQ
+  int queued = 0;
+  if (ioctl(socket, SIOCOUTQ, &queued) == 0 && queued == 0) return false;
+#else
+  (void)socket;
+#endif
+  return true;
 }
 
 bool IsDestinationError(int error) {

@@ -63,8 +63,9 @@ SegmentationState ProbeSegmentation(SocketHandle socket);
 bool LowerSegmentation(SegmentationState& state, int error, uint32_t segments,
                        uint32_t segment_bytes);
 
-// The socket cannot take more now: the send stops and reports "would block".
-bool IsWouldBlock(int error);
+// The socket cannot take more now: the send stops and reports "would block". ENOBUFS only
+// while some of the socket's own data is still queued (see messages_posix.cc).
+bool IsWouldBlock(int error, SocketHandle socket);
 // An error that belongs to the message's destination rather than to the socket or the call:
 // with continue_on_error it is recorded for the message's datagrams and the send goes on.
 // Not EINVAL: Linux UDP says it for the call itself (a destination port 0, which the batch

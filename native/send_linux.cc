@@ -69,7 +69,7 @@ class SendmmsgBackend final : public SendBackend {
         }
         outcome.error = error;
         outcome.syscall = "sendmmsg";
-        outcome.would_block = IsWouldBlock(error);
+        outcome.would_block = IsWouldBlock(error, socket);
         return outcome;
       }
     }

@@ -59,7 +59,7 @@ class SendmsgBackend final : public SendBackend {
         }
         outcome.error = error;  // belongs to the first datagram of message m
         outcome.syscall = "sendmsg";
-        outcome.would_block = IsWouldBlock(error);
+        outcome.would_block = IsWouldBlock(error, socket);
         return outcome;
       }
     }

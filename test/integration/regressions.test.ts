@@ -356,6 +356,55 @@ describe('regressions', () => {
     socket.close();
     expect(socket.gso).toBe(false);
   });
+
+  // Found by the socket fuzzer once it sent packed batches (issue 10).
+  test('defect 8: ENOBUFS that waiting cannot clear (nothing of the socket queued) ends the send, never a spin', async () => {
+    // An IPv6 datagram past lo's unfragmented limit (65488 B) needs more than a small
+    // SO_SNDBUF can ever hold: the kernel says ENOBUFS every time, and the socket stays writable.
+    const socket = createSocket({ type: 'udp6', sendBufferSize: 4096 });
+    const receiver = await openReceiver('udp6');
+    try {
+      const big = new Uint8Array(65500);
+      expect(() => socket.trySendBatch([big], receiver.port, '::1')).toThrow(expect.objectContaining({ code: 'ENOBUFS' }));
+      const before = socket.stats().syscalls;
+      let timer: NodeJS.Timeout | undefined;
+      const outcome = await Promise.race([
+        socket.sendBatch([big], receiver.port, '::1').then(() => 'resolved', (e: { code?: string }) => e.code),
+        new Promise((resolve) => { timer = setTimeout(() => resolve('still pending after 2 s'), 2000); }),
+      ]);
+      clearTimeout(timer);
+      expect(outcome).toBe('ENOBUFS');
+      expect(socket.stats().syscalls - before).toBeLessThan(10);
+      expect(socket.pendingRequests).toBe(0);
+    } finally {
+      socket.close();
+      await receiver.close();
+    }
+  });
+
+  test('defect 9: a getter on a packed lengths element that detaches the buffer is a RangeError at the call', () => {
+    const socket = createSocket('udp4');
+    try {
+      for (const send of [
+        (batch: never) => socket.trySendBatch(batch, 9, '127.0.0.1'),
+        (batch: never) => socket.sendBatch(batch, 9, '127.0.0.1'),
+        (batch: never) => socket.sendToMany(batch, [{ port: 9 }]),
+      ]) {
+        const buffer = new Uint8Array(100);
+        const lengths: number[] = [10, 10];
+        Object.defineProperty(lengths, 0, {
+          get() {
+            structuredClone(buffer.buffer, { transfer: [buffer.buffer] });
+            return 10;
+          },
+        });
+        expect(() => send({ buffer, lengths } as never)).toThrow(/has no memory/);
+      }
+      expect(socket.stats().datagrams).toBe(0);
+    } finally {
+      socket.close();
+    }
+  });
 });
 
 // -----------------------------------------------------------------------------------------------
