@@ -11,7 +11,8 @@ import * as path from 'node:path';
 import { encodeDestination, type NativeBatch, type NativeSendResult } from '../../lib/batch';
 import { binding, type NativeUdpSocket } from '../../lib/binding';
 import { createSlowLink, FIXTURES, JsonChild, type SlowLink } from './netns';
-import { openReceiver, openUdpSocketCount, patterned, type Receiver } from './receiver';
+import { patterned, type Receiver } from './receiver';
+import { useNativeResources } from './native-resources';
 import {
   datagramBytes, destinationRecord, destinationTable, expectNativeThrow, expectSameDatagrams, packedBatch,
   piecesBatch, rawBatch, RECORD_BYTES, v4, wholeBatch,
@@ -23,35 +24,7 @@ const BROADCAST = '127.255.255.255'; // EACCES without SO_BROADCAST (Linux loopb
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-let socketsBefore: number;
-let opened: NativeUdpSocket[];
-let receivers: Receiver[];
-
-beforeEach(() => {
-  socketsBefore = openUdpSocketCount();
-  opened = [];
-  receivers = [];
-});
-
-afterEach(async () => {
-  for (const native of opened) native.close();
-  for (const receiver of receivers) await receiver.close();
-  expect(openUdpSocketCount()).toBe(socketsBefore);
-});
-
-function openNative(family: 4 | 6 = 4): NativeUdpSocket {
-  const native = new (binding().UdpSocket)();
-  opened.push(native);
-  const error = native.open(family);
-  if (error !== 0) throw new Error(`open(${family}) failed with errno ${error}`);
-  return native;
-}
-
-async function receiverOf(type: 'udp4' | 'udp6' = 'udp4'): Promise<Receiver> {
-  const receiver = await openReceiver(type);
-  receivers.push(receiver);
-  return receiver;
-}
+const { openNative, receiverOf } = useNativeResources();
 
 const MARKER = Uint8Array.from([0x4d, 0x41, 0x52, 0x4b]); // "MARK"
 

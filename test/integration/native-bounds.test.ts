@@ -15,7 +15,8 @@ import * as path from 'node:path';
 import fc from 'fast-check';
 import type { NativeBatch, NativeSendResult } from '../../lib/batch';
 import { binding, type NativeControls, type NativeUdpSocket } from '../../lib/binding';
-import { openUdpSocketCount, openReceiver, patterned, type Receiver } from './receiver';
+import { patterned, type Receiver } from './receiver';
+import { useNativeResources } from './native-resources';
 import {
   destinationRecord, ERROR_NAMES, expectNativeThrow, expectSameDatagrams, piecesBatch, rawBatch, RECORD_BYTES, v4,
   wholeBatch,
@@ -33,35 +34,7 @@ type SendReturn = NativeSendResult;
 // ---------------------------------------------------------------------------------------------
 // Per-test resources, closed in afterEach even when the test fails.
 
-let socketsBefore: number;
-let opened: NativeUdpSocket[];
-let receivers: Receiver[];
-
-beforeEach(() => {
-  socketsBefore = openUdpSocketCount();
-  opened = [];
-  receivers = [];
-});
-
-afterEach(async () => {
-  for (const native of opened) native.close();
-  for (const receiver of receivers) await receiver.close();
-  expect(openUdpSocketCount()).toBe(socketsBefore);
-});
-
-function openNative(family: 4 | 6 = 4): NativeUdpSocket {
-  const native = new (binding().UdpSocket)();
-  opened.push(native);
-  const error = native.open(family);
-  if (error !== 0) throw new Error(`open(${family}) failed with errno ${error}`);
-  return native;
-}
-
-async function receiverOf(type: 'udp4' | 'udp6' = 'udp4'): Promise<Receiver> {
-  const receiver = await openReceiver(type);
-  receivers.push(receiver);
-  return receiver;
-}
+const { openNative, receiverOf } = useNativeResources();
 
 /** Whole buffers to 127.0.0.1:port, the whole window. */
 function sendAll(native: NativeUdpSocket, buffers: readonly Uint8Array[], port: number, controls?: NativeControls): SendReturn {
