@@ -18,7 +18,7 @@ export {
   type SocketOptions,
   type SocketType,
 } from './socket';
-export { DestinationSet } from './batch';
+export { DestinationSet, MAX_BATCH_RANGES } from './batch';
 export { WskError } from './errors';
 export type { AddressInfo, ReceivedDatagram, ReceiveOptions } from './receive';
 export type { SocketStats } from './binding';
