@@ -377,8 +377,11 @@ export class UdpSocket extends EventEmitter implements BatchSender {
       return { family: this.family, segment: this.#gso, continueOnError: manyDestinations, controls: undefined };
     }
     if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
-    const segment = this.#segment(options);
-    const continueOnError = options.continueOnError ?? manyDestinations;
+    // Each field once: a getter cannot answer one thing to the check and another to the send.
+    const gso: unknown = options.gso;
+    const segment = gso === undefined ? this.#gso : gso;
+    if (typeof segment !== 'boolean') throw new TypeError('options.gso must be a boolean');
+    const continueOnError: unknown = options.continueOnError ?? manyDestinations;
     if (typeof continueOnError !== 'boolean') throw new TypeError('options.continueOnError must be a boolean');
     return { family: this.family, segment, continueOnError, controls: nativeControls(options, this.family) };
   }
@@ -492,12 +495,6 @@ export class UdpSocket extends EventEmitter implements BatchSender {
     this.#reader.close();
     this.#native.close();
     this.emit('close');
-  }
-
-  #segment(options: SendOptions): boolean {
-    if (options.gso === undefined) return this.#gso;
-    if (typeof options.gso !== 'boolean') throw new TypeError('options.gso must be a boolean');
-    return options.gso;
   }
 
   #destination(port: number | undefined, address: string | undefined): Destination | null {

@@ -137,6 +137,14 @@ describe('UdpSocket over IPv4 loopback', () => {
     expect(receiver.received).toHaveLength(0);
   });
 
+  test('options are read once: a getter that answers a boolean, then garbage, cannot slip past the check', async () => {
+    let reads = 0;
+    const flipping = { get gso(): unknown { return ++reads === 1 ? true : 'garbage'; } };
+    expect(socket.trySendBatch([patterned(0, 4)], receiver.port, '127.0.0.1', flipping as never).datagrams).toBe(1);
+    expect(reads).toBe(1);
+    expect((await receiver.waitFor(1)).length).toBe(1);
+  });
+
   test('a datagram or piece whose memory is gone (detached, or out of bounds of a shrunk resizable buffer) is a RangeError; nothing is sent', async () => {
     const Resizable = ArrayBuffer as unknown as
       new (length: number, options: { maxByteLength: number }) => ArrayBuffer & { resize(n: number): void };
