@@ -22,7 +22,7 @@ import { describeValue } from './describe';
 import { checkPort, parseIpLiteral } from './address';
 import { parseIPv4, parseIPv6 } from './ip';
 import {
-  MAX_BATCH_DATAGRAMS, MAX_DATAGRAM_PIECES, MAX_UDP_PAYLOAD, type Destination,
+  MAX_BATCH_DATAGRAMS, MAX_DATAGRAM_PIECES, MAX_UDP_PAYLOAD, type Destination, type RawSendResult,
 } from './transport';
 import type { NativeControls } from './binding';
 
@@ -79,25 +79,13 @@ export interface Batch extends NativeBatch {
   readonly endpoints: readonly Destination[];
 }
 
-/** What the native send did with a window (native/socket_methods.cc). */
-export interface NativeSendResult {
-  /** Datagrams the kernel accepted (never one it did not). */
-  datagrams: number;
-  /** Their payload bytes. */
-  bytes: number;
-  /** Datagrams on the wire: a datagram cut by an explicit segmentSize counts each segment. */
-  segments: number;
-  /**
-   * 0, or the OS error that stopped the send at datagram `first + datagrams + failures/2`
-   * (would-block included: see `wouldBlock`).
-   */
-  errno: number;
-  syscall: string;
-  /** The send stopped because the socket buffer is full (set by the back-end, per platform). */
-  wouldBlock: boolean;
-  /** With continueOnError: `[index, errno, index, errno, ...]`, batch indices, in order; else null. */
-  failures: number[] | null;
-}
+/**
+ * What the native send did with a window (native/socket_methods.cc): a RawSendResult whose
+ * failures come flat, `[index, errno, index, errno, ...]` (batch indices, in order), or null
+ * without continueOnError. The send stopped (errno, or wouldBlock) at datagram
+ * `first + datagrams + failures.length / 2`.
+ */
+export type NativeSendResult = Omit<RawSendResult, 'failures'> & { failures: number[] | null };
 
 const { isUint8Array } = types;
 

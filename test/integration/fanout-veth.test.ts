@@ -20,10 +20,10 @@
  * processes, fixtures/fanout-sender.js `send` in namespace a and `receive` in namespace b.
  * Needs root and iproute2: without them createSlowLink throws and the tests fail (never skip).
  */
-import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { createSlowLink, FIXTURES, JsonChild, ourNamespaces, type JsonLine, type SlowLink } from './netns';
+import { createSlowLink, FIXTURES, JsonChild, type JsonLine, type SlowLink } from './netns';
+import { useNamespaceSuite } from './namespace-suite';
 
 const SCRIPT = path.join(FIXTURES, 'fanout-sender.js');
 
@@ -210,9 +210,7 @@ async function vbRxPackets(l: SlowLink): Promise<number> {
 
 let link: SlowLink | null = null;
 let peers: Peer[] = [];
-const notes: string[] = [];
-const timings: Array<[string, number]> = [];
-let testStarted = 0;
+const { notes } = useNamespaceSuite('fanout-veth');
 
 /**
  * A link with no qdisc on va and RPS off on vb: every packet then crosses the veth and reaches
@@ -236,18 +234,7 @@ async function newLink(): Promise<SlowLink> {
   return link;
 }
 
-beforeAll(() => {
-  if (!fs.existsSync(path.join(__dirname, '..', '..', 'dist', 'lib', 'index.js'))) {
-    throw new Error('dist/ is missing: run `npm run build:ts` (npm test does it first)');
-  }
-});
-
-beforeEach(() => {
-  testStarted = performance.now();
-});
-
 afterEach(async () => {
-  timings.push([expect.getState().currentTestName ?? '?', Math.round(performance.now() - testStarted)]);
   const closing = peers;
   const l = link;
   peers = [];
@@ -257,13 +244,6 @@ afterEach(async () => {
   } finally {
     await l?.destroy();
   }
-});
-
-afterAll(async () => {
-  expect(await ourNamespaces()).toEqual([]);
-  // eslint-disable-next-line no-console
-  console.log('fanout-veth timings (ms):\n' + timings.map(([name, ms]) => `  ${String(ms).padStart(6)}  ${name}`).join('\n') +
-    '\nobserved:\n' + notes.map((n) => `  ${n}`).join('\n'));
 });
 
 // -----------------------------------------------------------------------------------------------

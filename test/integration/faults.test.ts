@@ -31,18 +31,17 @@
  * Needs root and iproute2: without them createSlowLink throws and the tests fail.
  */
 import { execFile } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
   createSlowLink,
   FIXTURES,
   JsonChild,
-  ourNamespaces,
   qdiscStats,
   type ExitInfo,
   type JsonLine,
   type SlowLink,
 } from './netns';
+import { useNamespaceSuite } from './namespace-suite';
 import { openUdpSocketCount } from './receiver';
 
 const SENDER = path.join(FIXTURES, 'faults-sender.js');
@@ -87,9 +86,7 @@ interface Receiver {
 
 let link: SlowLink | null = null;
 const children: JsonChild[] = [];
-const timings: Array<[string, number]> = [];
-const notes: string[] = [];
-let testStarted = 0;
+const { notes } = useNamespaceSuite('faults');
 let commandId = 0;
 const udpAtStart = openUdpSocketCount();
 
@@ -233,18 +230,7 @@ function expectRejected(outcome: Line | null, code: string, statusName: string):
   return outcome?.error as Line;
 }
 
-beforeAll(() => {
-  if (!fs.existsSync(path.join(__dirname, '..', '..', 'dist', 'lib', 'index.js'))) {
-    throw new Error('dist/ is missing: run `npm run build:ts` (npm test does it first)');
-  }
-});
-
-beforeEach(() => {
-  testStarted = performance.now();
-});
-
 afterEach(async () => {
-  timings.push([expect.getState().currentTestName ?? '?', Math.round(performance.now() - testStarted)]);
   const l = link;
   link = null;
   for (const child of children.splice(0)) {
@@ -254,12 +240,8 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  expect(await ourNamespaces()).toEqual([]);
   // This process made no socket of its own; the children's are checked in their results.
   expect(openUdpSocketCount()).toBe(udpAtStart);
-  // eslint-disable-next-line no-console
-  console.log('faults timings (ms):\n' + timings.map(([name, ms]) => `  ${String(ms).padStart(6)}  ${name}`).join('\n') +
-    '\nobserved:\n' + notes.map((n) => `  ${n}`).join('\n'));
 });
 
 // -----------------------------------------------------------------------------------------------

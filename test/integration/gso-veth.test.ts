@@ -20,10 +20,10 @@
  * makes (the sender sends exactly that batch). Needs root and iproute2: without them
  * createSlowLink throws and the tests fail (they are never skipped).
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { binding } from '../../lib/binding';
-import { createSlowLink, FIXTURES, JsonChild, ourNamespaces, type JsonLine, type SlowLink } from './netns';
+import { createSlowLink, FIXTURES, JsonChild, type JsonLine, type SlowLink } from './netns';
+import { useNamespaceSuite } from './namespace-suite';
 
 const SCRIPT = path.join(FIXTURES, 'gso-sender.js');
 
@@ -213,9 +213,7 @@ async function tbfPackets(l: SlowLink): Promise<number | null> {
 
 let link: SlowLink | null = null;
 let peers: Peer[] = [];
-const notes: string[] = [];
-const timings: Array<[string, number]> = [];
-let testStarted = 0;
+const { notes } = useNamespaceSuite('gso-veth');
 
 async function newLink(qdisc: 'tbf' | 'none'): Promise<SlowLink> {
   link = await createSlowLink({ rate: '1gbit' });
@@ -228,18 +226,7 @@ async function newLink(qdisc: 'tbf' | 'none'): Promise<SlowLink> {
   return link;
 }
 
-beforeAll(() => {
-  if (!fs.existsSync(path.join(__dirname, '..', '..', 'dist', 'lib', 'index.js'))) {
-    throw new Error('dist/ is missing: run `npm run build:ts` (npm test does it first)');
-  }
-});
-
-beforeEach(() => {
-  testStarted = performance.now();
-});
-
 afterEach(async () => {
-  timings.push([expect.getState().currentTestName ?? '?', Math.round(performance.now() - testStarted)]);
   const closing = peers;
   const l = link;
   peers = [];
@@ -249,13 +236,6 @@ afterEach(async () => {
   } finally {
     await l?.destroy();
   }
-});
-
-afterAll(async () => {
-  expect(await ourNamespaces()).toEqual([]);
-  // eslint-disable-next-line no-console
-  console.log('gso-veth timings (ms):\n' + timings.map(([name, ms]) => `  ${String(ms).padStart(6)}  ${name}`).join('\n') +
-    '\nobserved:\n' + notes.map((n) => `  ${n}`).join('\n'));
 });
 
 // -----------------------------------------------------------------------------------------------

@@ -9,11 +9,8 @@
  * once, in order, intact. Needs root and iproute2: without them createSlowLink throws and the
  * tests fail (they are never skipped).
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import {
   createSlowLink,
-  ourNamespaces,
   qdiscStats,
   runSender,
   startReceiver,
@@ -24,6 +21,7 @@ import {
   type SlowLink,
   type SlowReceiver,
 } from './netns';
+import { useNamespaceSuite } from './namespace-suite';
 
 const SIZE = 1200;
 /**
@@ -45,10 +43,8 @@ type Result = JsonLine & Record<string, any>;
 
 let link: SlowLink | null = null;
 let receiver: SlowReceiver | null = null;
-const timings: Array<[string, number]> = [];
 /** What each test observed (partial counts, loop gaps, ...), printed at the end. */
-const notes: string[] = [];
-let testStarted = 0;
+const { notes } = useNamespaceSuite('slow-link');
 
 async function setUp(family: 4 | 6 = 4): Promise<{ link: SlowLink; receiver: SlowReceiver }> {
   link = await createSlowLink();
@@ -118,18 +114,7 @@ function expectReceived(report: ReceiverReport, runs: Array<[number, number]>): 
   });
 }
 
-beforeAll(() => {
-  if (!fs.existsSync(path.join(__dirname, '..', '..', 'dist', 'lib', 'index.js'))) {
-    throw new Error('dist/ is missing: run `npm run build:ts` (npm test does it first)');
-  }
-});
-
-beforeEach(() => {
-  testStarted = performance.now();
-});
-
 afterEach(async () => {
-  timings.push([expect.getState().currentTestName ?? '?', Math.round(performance.now() - testStarted)]);
   const r = receiver;
   const l = link;
   receiver = null;
@@ -139,14 +124,6 @@ afterEach(async () => {
   } finally {
     await l?.destroy();
   }
-});
-
-afterAll(async () => {
-  // Every namespace of this process is gone, including those of failed tests.
-  expect(await ourNamespaces()).toEqual([]);
-  // eslint-disable-next-line no-console
-  console.log('slow-link timings (ms):\n' + timings.map(([name, ms]) => `  ${String(ms).padStart(6)}  ${name}`).join('\n') +
-    '\nobserved:\n' + notes.map((n) => `  ${n}`).join('\n'));
 });
 
 describe('slow link (veth between namespaces, tbf 10 mbit)', () => {
