@@ -11,6 +11,7 @@
 import * as dgram from 'node:dgram';
 import * as os from 'node:os';
 import { createSocket, WskError, type ReceivedDatagram, type UdpSocket } from '../../lib';
+import { binding } from '../../lib/binding';
 import { openUdpSocketCount, patterned } from './receiver';
 
 const { EACCES, EAFNOSUPPORT, EINVAL, ENETUNREACH } = os.constants.errno;
@@ -381,5 +382,25 @@ describe('the default udp6 socket stays IPv6-only', () => {
     const socket = createSocket('udp4');
     expect(socket.ipv6Only).toBe(false);
     socket.close();
+  });
+});
+
+describe('the native open checks ipv6Only itself', () => {
+  test('a non-boolean or false on IPv4 is a TypeError and opens nothing; false on IPv6 opens a dual-stack socket', () => {
+    const before = openUdpSocketCount();
+    const raw = new (binding().UdpSocket)();
+    expect(() => raw.open(6, 'no' as never)).toThrow(/ipv6Only must be a boolean/);
+    expect(() => raw.open(4, false)).toThrow(/ipv6Only is for IPv6 sockets/);
+    expect(raw.fd).toBe(-1);
+    expect(openUdpSocketCount()).toBe(before);
+    expect(raw.open(6, false)).toBe(0);
+    // Dual-stack: an IPv4-mapped bind is allowed (an IPv6-only socket refuses it with EINVAL).
+    expect(raw.bind('::ffff:127.0.0.1', 0, 0)).toBe(0);
+    raw.close();
+    const only = new (binding().UdpSocket)();
+    expect(only.open(6, true)).toBe(0);
+    expect(only.bind('::ffff:127.0.0.1', 0, 0)).toBe(EINVAL);
+    only.close();
+    expect(openUdpSocketCount()).toBe(before);
   });
 });
