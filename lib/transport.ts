@@ -88,6 +88,8 @@ export interface PendingSend {
 /** The socket operations the WSK layer needs. The idiomatic `UdpSocket` implements it. */
 export interface BatchSender {
   readonly family: 4 | 6;
+  /** False for a dual-stack IPv6 socket (IPv4 peers as IPv4-mapped addresses); else true or absent. */
+  readonly ipv6Only?: boolean;
   readonly closed: boolean;
   /** The fixed remote (set by connect), or null. */
   readonly remote: Destination | null;

@@ -10,7 +10,11 @@
  */
 import * as dgram from 'node:dgram';
 import * as os from 'node:os';
-import { createSocket, WskError, type ReceivedDatagram, type UdpSocket } from '../../lib';
+import {
+  buildControlInfo, controlInPktinfo, controlInt, createSocket, IoAllocateIrp, IoAllocateMdl, IP_TOS, IP_TTL,
+  IPPROTO_IP, IPPROTO_IPV6, IPV6_HOPLIMIT, IPV6_TCLASS, WskError, WskSendMessages, wskBufList,
+  type ReceivedDatagram, type UdpSocket,
+} from '../../lib';
 import { binding } from '../../lib/binding';
 import { openUdpSocketCount, patterned } from './receiver';
 
@@ -334,6 +338,27 @@ describe('a dual-stack udp6 socket (ipv6Only: false)', () => {
     await sender.sendBatch(batch, info6.address().port, '::1');
     expect(sender.stats().messages - before6).toBe(1);
     expect((await receive(info6, 5)).length).toBe(5);
+  });
+
+  test('WskSendMessages to an IPv4-mapped SOCKADDR_IN6 with IPv4-level or IPv6-level controls: they arrive', async () => {
+    const remote = { family: 'IPv6' as const, address: '::ffff:127.0.0.1', port: info4.address().port };
+    const wskSend = (data: string, controls: ReturnType<typeof controlInt>[]): number => {
+      const control = buildControlInfo(controls);
+      const irp = IoAllocateIrp();
+      const status = WskSendMessages(sender, wskBufList([{ Mdl: IoAllocateMdl(text(data)), Offset: 0, Length: data.length }]),
+        0, remote, control.byteLength, control, irp);
+      expect(irp.completed).toBe(true);
+      return status;
+    };
+    // As MsQuic does on a dual-stack socket: IPPROTO_IP controls for an IPv4 peer.
+    expect(wskSend('ip', [controlInt(IPPROTO_IP, IP_TOS, 0x60), controlInt(IPPROTO_IP, IP_TTL, 13),
+      controlInPktinfo('127.0.0.4', 0)])).toBe(0);
+    // IPv6-level values go out at the level the IPv4 peer needs all the same.
+    expect(wskSend('ipv6', [controlInt(IPPROTO_IPV6, IPV6_TCLASS, 0x68), controlInt(IPPROTO_IPV6, IPV6_HOPLIMIT, 14)])).toBe(0);
+    expect(seen(await receive(info4, 2))).toEqual([
+      ['ip', '127.0.0.4', senderPort, 0x60, 13],
+      ['ipv6', '127.0.0.1', senderPort, 0x68, 14],
+    ]);
   });
 
   test('bind: an IPv4 address binds its IPv4-mapped form, IPv4 only; :: takes both', () => {

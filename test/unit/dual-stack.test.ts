@@ -9,6 +9,20 @@ import {
   encodeDestination, type BuildOptions,
 } from '../../lib/batch';
 import { nativeControls } from '../../lib/controls';
+import { wskBufList } from '../../lib/wsk/buf';
+import {
+  buildControlInfo, controlInPktinfo, controlInt, IP_TOS, IP_TTL, IPPROTO_IP, IPPROTO_IPV6, IPV6_TCLASS,
+  parseControlInfo, translateControls,
+} from '../../lib/wsk/cmsg';
+import { IoAllocateIrp } from '../../lib/wsk/irp';
+import { mdlChain } from '../../lib/wsk/mdl';
+import { WskSendMessages } from '../../lib/wsk/send-messages';
+import { FakeSender } from './fake-sender';
+
+const STATUS_SUCCESS = 0;
+const STATUS_INVALID_PARAMETER = 0xc000000d;
+const STATUS_NOT_SUPPORTED = 0xc00000bb;
+const STATUS_INVALID_ADDRESS_COMPONENT = 0xc0000207;
 
 const V6: BuildOptions = { family: 6, segment: false, continueOnError: true, controls: undefined };
 
@@ -100,5 +114,48 @@ describe('nativeControls on a dual-stack socket', () => {
     expect(nativeControls({ sourceAddress: '::1' }, 6, true)).toEqual({ sourceAddress: '::1' });
     expect(() => nativeControls({ sourceAddress: '127.0.0.2' }, 6)).toThrow(TypeError);
     expect(() => nativeControls({ sourceAddress: '127.0.0.2' }, 6, false)).toThrow(TypeError);
+  });
+});
+
+describe('the WSK layer on a dual-stack socket', () => {
+  const objects = (...controls: ReturnType<typeof controlInt>[]): ReturnType<typeof parseControlInfo> =>
+    parseControlInfo(buildControlInfo(controls), buildControlInfo(controls).byteLength);
+
+  test('translateControls takes IPPROTO_IP controls on a dual-stack IPv6 socket only', () => {
+    const parsed = objects(controlInt(IPPROTO_IP, IP_TOS, 0xb8), controlInt(IPPROTO_IP, IP_TTL, 9),
+      controlInPktinfo('127.0.0.2', 0));
+    if (!parsed.ok) throw new Error(parsed.reason);
+    expect(translateControls(parsed.objects, 6, true))
+      .toEqual({ ok: true, controls: { tos: 0xb8, ttl: 9, sourceAddress: '127.0.0.2' } });
+    expect(translateControls(parsed.objects, 6)).toMatchObject({ ok: false, status: STATUS_NOT_SUPPORTED });
+    expect(translateControls(parsed.objects, 6, false)).toMatchObject({ ok: false, status: STATUS_NOT_SUPPORTED });
+    expect(translateControls(parsed.objects, 4, true)).toEqual(translateControls(parsed.objects, 4));
+  });
+
+  test('one value at both levels (IP_TOS and IPV6_TCLASS) is refused: a call carries one', () => {
+    const parsed = objects(controlInt(IPPROTO_IP, IP_TOS, 0xb8), controlInt(IPPROTO_IPV6, IPV6_TCLASS, 0x10));
+    if (!parsed.ok) throw new Error(parsed.reason);
+    expect(translateControls(parsed.objects, 6, true)).toMatchObject({
+      ok: false, status: STATUS_INVALID_PARAMETER, reason: expect.stringMatching(/IPV6_TCLASS and IP_TOS both give tos/) as string,
+    });
+  });
+
+  test('WskSendMessages: IPv4-level controls for an IPv4-mapped peer reach the socket in neutral form', () => {
+    const sender = Object.assign(new FakeSender(6), { ipv6Only: false });
+    const control = buildControlInfo([controlInt(IPPROTO_IP, IP_TOS, 0xb8), controlInPktinfo('127.0.0.2', 0)]);
+    const list = wskBufList([{ Mdl: mdlChain(new Uint8Array(3)), Offset: 0, Length: 3 }]);
+    const remote = { family: 'IPv6' as const, address: '::ffff:127.0.0.1', port: 4433 };
+    const status = WskSendMessages(sender, list, 0, remote, control.byteLength, control, IoAllocateIrp());
+    expect(status).toBe(STATUS_SUCCESS);
+    expect(sender.calls[0]!.controls).toEqual({ tos: 0xb8, sourceAddress: '::ffff:127.0.0.2' });
+    expect([...sender.calls[0]!.batch.destinations!]).toEqual(record(4433, mappedBytes(127, 0, 0, 1)));
+    // An IPv6-only socket refuses the same controls; a SOCKADDR_IN is refused either way (WSK
+    // takes an IPv4 peer of an IPv6 socket as IPv4-mapped).
+    const only = new FakeSender(6);
+    expect(WskSendMessages(only, list, 0, remote, control.byteLength, control, IoAllocateIrp())).toBe(STATUS_NOT_SUPPORTED);
+    const v4 = { family: 'IPv4' as const, address: '127.0.0.1', port: 4433 };
+    expect(WskSendMessages(sender, list, 0, v4, 0, null, IoAllocateIrp())).toBe(STATUS_INVALID_ADDRESS_COMPONENT);
+    expect(only.calls).toHaveLength(0);
+    expect(sender.calls).toHaveLength(1);
   });
 });
