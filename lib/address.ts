@@ -10,11 +10,21 @@ export function checkPort(port: unknown, allowZero: boolean): number {
   return port;
 }
 
+/** The IPv4-mapped IPv6 literal of an IPv4 literal (RFC 4291 2.5.5.2): "::ffff:a.b.c.d". */
+export function v4MappedLiteral(ipv4: string): string {
+  return `::ffff:${ipv4}`;
+}
+
 /**
  * Parses an IP literal for a socket of `family`. An IPv6 literal may carry a numeric zone
  * ("fe80::1%2"). Names are not resolved: wsk-dgram never does DNS on the send path.
+ *
+ * On a dual-stack IPv6 socket (`dualStack`), an IPv4 literal stands for its IPv4-mapped address
+ * and comes back in that form ("127.0.0.1" gives "::ffff:127.0.0.1"): the one form the kernel
+ * takes, and the one the socket reports its IPv4 peers in (as node:dgram does).
  */
-export function parseIpLiteral(address: unknown, family: 4 | 6): { address: string; scopeId: number } {
+export function parseIpLiteral(address: unknown, family: 4 | 6, dualStack = false,
+): { address: string; scopeId: number } {
   if (typeof address !== 'string') {
     throw new TypeError(`address must be a string IP literal, got ${typeof address}`);
   }
@@ -33,8 +43,10 @@ export function parseIpLiteral(address: unknown, family: 4 | 6): { address: stri
   if (found === 0 || (found === 4 && zone >= 0)) {
     throw new TypeError(`address must be an IPv4 or IPv6 literal, got ${JSON.stringify(address)}`);
   }
+  if (found === 4 && family === 6 && dualStack) return { address: v4MappedLiteral(literal), scopeId: 0 };
   if (found !== family) {
-    throw new TypeError(`address ${address} is IPv${found} but the socket is udp${family}`);
+    const hint = found === 4 ? ' (IPv6-only: create it with ipv6Only: false to reach IPv4 peers)' : '';
+    throw new TypeError(`address ${address} is IPv${found} but the socket is udp${family}${hint}`);
   }
   return { address: literal, scopeId };
 }

@@ -339,12 +339,18 @@ export interface ParsedAddress {
  */
 export class DestinationCache {
   readonly #family: 4 | 6;
+  readonly #dualStack: boolean;
   readonly #entries = new Map<string, ParsedAddress>();
   readonly #limit: number;
 
-  constructor(family: 4 | 6, limit = 256) {
+  /**
+   * For a socket of `family`; `dualStack` for a dual-stack IPv6 socket, where an IPv4 literal
+   * becomes its IPv4-mapped address (family 6, ::ffff:a.b.c.d bytes).
+   */
+  constructor(family: 4 | 6, limit = 256, dualStack = false) {
     this.#family = family;
     this.#limit = limit;
+    this.#dualStack = family === 6 && dualStack;
   }
 
   /** `text` as parseIpLiteral checks it for the socket's family (same errors), cached. */
@@ -353,7 +359,7 @@ export class DestinationCache {
       const hit = this.#entries.get(text);
       if (hit !== undefined) return hit;
     }
-    const { address, scopeId } = parseIpLiteral(text, this.#family);
+    const { address, scopeId } = parseIpLiteral(text, this.#family, this.#dualStack);
     const parsed: ParsedAddress = { address, scopeId, bytes: ipBytes(address, this.#family) };
     if (this.#entries.size >= this.#limit) this.#entries.delete(this.#entries.keys().next().value!);
     this.#entries.set(text as string, parsed);

@@ -60,8 +60,11 @@ export interface SocketStats {
 
 /** The native socket object (native/socket_methods.cc; its send reads the batch in native/batch_reader.cc). */
 export interface NativeUdpSocket {
-  /** Opens a non-blocking UDP socket of `family`; returns 0 or errno. */
-  open(family: 4 | 6): number;
+  /**
+   * Opens a non-blocking UDP socket of `family`; returns 0 or errno. An IPv6 socket is
+   * IPv6-only unless `ipv6Only` is false (dual-stack; a TypeError for IPv4).
+   */
+  open(family: 4 | 6, ipv6Only?: boolean): number;
   bind(address: string, port: number, scopeId: number): number;
   connect(address: string, port: number, scopeId: number): number;
   /** The address, or an errno. */

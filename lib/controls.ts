@@ -17,13 +17,15 @@ function checkInteger(value: unknown, name: string, min: number, max: number): n
 
 /**
  * Checks controls and puts them in the native form: the ECN codepoint goes into the low two
- * bits of the TOS byte. Undefined when there are none.
+ * bits of the TOS byte. Undefined when there are none. On a dual-stack IPv6 socket
+ * (`dualStack`) an IPv4 source address becomes its IPv4-mapped form, for IPv4 peers.
  */
-export function nativeControls(controls: SendControls, family: 4 | 6): NativeControls | undefined {
+export function nativeControls(controls: SendControls, family: 4 | 6, dualStack = false,
+): NativeControls | undefined {
   const result: NativeControls = {};
   let any = false;
   if (controls.sourceAddress !== undefined) {
-    result.sourceAddress = parseIpLiteral(controls.sourceAddress, family).address;
+    result.sourceAddress = parseIpLiteral(controls.sourceAddress, family, dualStack).address;
     any = true;
   }
   if (controls.interfaceIndex !== undefined) {

@@ -86,6 +86,14 @@ export interface SocketOptions {
    * refuses it, the socket sends plain datagrams and remembers.
    */
   gso?: boolean;
+  /**
+   * udp6 only (a TypeError on udp4): `false` makes a dual-stack socket (IPV6_V6ONLY 0) that also
+   * reaches IPv4 peers, as IPv4-mapped addresses (`::ffff:a.b.c.d`; a plain IPv4 literal is taken
+   * as one). Default `true`: an IPv6-only socket, on every OS. node:dgram's default is the
+   * other one (dual-stack). Linux, Windows, macOS and the BSDs (OpenBSD has no dual stack: the
+   * socket fails to open there).
+   */
+  ipv6Only?: boolean;
 }
 
 /**
@@ -120,6 +128,7 @@ export class UdpSocket extends EventEmitter implements BatchSender {
   readonly #addresses: DestinationCache;
   #closed = false;
   #gso = true;
+  readonly #dualStack: boolean;
 
   constructor(options: SocketType | SocketOptions) {
     super();
@@ -127,11 +136,19 @@ export class UdpSocket extends EventEmitter implements BatchSender {
     if (type !== 'udp4' && type !== 'udp6') {
       throw new TypeError(`socket type must be 'udp4' or 'udp6', got ${describeValue(type)}`);
     }
+    const ipv6Only: unknown = typeof options === 'object' ? options.ipv6Only : undefined;
+    if (ipv6Only !== undefined && type !== 'udp6') {
+      throw new TypeError('ipv6Only is an option of udp6 sockets (a udp4 socket is IPv4 only)');
+    }
+    if (ipv6Only !== undefined && typeof ipv6Only !== 'boolean') {
+      throw new TypeError(`ipv6Only must be a boolean, got ${describeValue(ipv6Only)}`);
+    }
     this.type = type;
     this.family = type === 'udp6' ? 6 : 4;
-    this.#addresses = new DestinationCache(this.family);
+    this.#dualStack = ipv6Only === false;
+    this.#addresses = new DestinationCache(this.family, undefined, this.#dualStack);
     const native = new (binding().UdpSocket)();
-    const error = native.open(this.family);
+    const error = native.open(this.family, !this.#dualStack);
     if (error !== 0) throw new WskError(error, 'socket');
     this.#native = native;
     this.#queue = new SendQueue(native, () => this.emit('drain'));
@@ -148,6 +165,14 @@ export class UdpSocket extends EventEmitter implements BatchSender {
         throw e;
       }
     }
+  }
+
+  /**
+   * Whether a udp6 socket is IPv6-only (the default) rather than dual-stack (`ipv6Only: false`,
+   * reaching IPv4 peers as `::ffff:a.b.c.d`). False on udp4 sockets, which are IPv4 only.
+   */
+  get ipv6Only(): boolean {
+    return this.family === 6 && !this.#dualStack;
   }
 
   /** True once close() was called. */
@@ -217,18 +242,23 @@ export class UdpSocket extends EventEmitter implements BatchSender {
 
   /**
    * Binds to `address` (default: the wildcard address) and `port` (default 0: any free port),
-   * synchronously. Returns the bound address.
+   * synchronously. Returns the bound address. On a dual-stack socket '::' (the default) takes
+   * IPv6 and IPv4; an IPv4 address binds its IPv4-mapped form, IPv4 only ('0.0.0.0': every
+   * IPv4 address, and no IPv6 peer can be reached from it).
    */
   bind(port = 0, address?: string): AddressInfo {
-    const local = parseIpLiteral(address ?? (this.family === 6 ? '::' : '0.0.0.0'), this.family);
+    const local = parseIpLiteral(address ?? (this.family === 6 ? '::' : '0.0.0.0'), this.family, this.#dualStack);
     const error = this.#native.bind(local.address, checkPort(port, true), local.scopeId);
     if (error !== 0) throw new WskError(error, 'bind');
     return this.address();
   }
 
-  /** Fixes the remote: later sends may omit the destination. Synchronous. */
+  /**
+   * Fixes the remote: later sends may omit the destination. Synchronous. On a dual-stack socket
+   * an IPv4 remote is kept (and reported) in its IPv4-mapped form.
+   */
   connect(port: number, address: string): void {
-    const remote = parseIpLiteral(address, this.family);
+    const remote = parseIpLiteral(address, this.family, this.#dualStack);
     const destination: Destination = { family: this.family, port: checkPort(port, false), ...remote };
     const error = this.#native.connect(remote.address, destination.port, remote.scopeId);
     if (error !== 0) throw new WskError(error, 'connect');
@@ -383,7 +413,7 @@ export class UdpSocket extends EventEmitter implements BatchSender {
     if (typeof segment !== 'boolean') throw new TypeError('options.gso must be a boolean');
     const continueOnError: unknown = options.continueOnError ?? manyDestinations;
     if (typeof continueOnError !== 'boolean') throw new TypeError('options.continueOnError must be a boolean');
-    return { family: this.family, segment, continueOnError, controls: nativeControls(options, this.family) };
+    return { family: this.family, segment, continueOnError, controls: nativeControls(options, this.family, this.#dualStack) };
   }
 
   /** Reads each message once into datagrams and checked destinations. */

@@ -48,7 +48,10 @@ export interface RawSendResult {
  * form of WSK's CMSGHDR blocks and of the idiomatic send options. Absent fields are not sent.
  */
 export interface SendControls {
-  /** Source address (IP_PKTINFO / IPV6_PKTINFO): an IP literal of the socket's family. */
+  /**
+   * Source address (IP_PKTINFO / IPV6_PKTINFO): an IP literal of the socket's family; on a
+   * dual-stack socket an IPv4 one (or its IPv4-mapped form) for IPv4 peers.
+   */
   sourceAddress?: string;
   /** Outgoing interface index (IP_PKTINFO / IPV6_PKTINFO). */
   interfaceIndex?: number;
@@ -85,6 +88,8 @@ export interface PendingSend {
 /** The socket operations the WSK layer needs. The idiomatic `UdpSocket` implements it. */
 export interface BatchSender {
   readonly family: 4 | 6;
+  /** False for a dual-stack IPv6 socket (IPv4 peers as IPv4-mapped addresses); else true or absent. */
+  readonly ipv6Only?: boolean;
   readonly closed: boolean;
   /** The fixed remote (set by connect), or null. */
   readonly remote: Destination | null;

@@ -51,4 +51,17 @@ void AddressBytes(const SocketAddress& address, uint8_t out[16]) {
   }
 }
 
+bool IsV4MappedBytes(const uint8_t bytes[16]) {
+  for (int i = 0; i < 10; ++i) {
+    if (bytes[i] != 0) return false;
+  }
+  return bytes[10] == 0xff && bytes[11] == 0xff;
+}
+
+bool IsV4Mapped(const SocketAddress& address) {
+  if (address.storage.ss_family != AF_INET6) return false;
+  const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(&address.storage);
+  return IsV4MappedBytes(reinterpret_cast<const uint8_t*>(&sin6->sin6_addr));
+}
+
 }  // namespace wsk

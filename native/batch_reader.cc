@@ -470,6 +470,7 @@ void ReadBatch(Napi::Env env, napi_value value, uint32_t first, uint32_t count, 
   out.max_payload = max_payload;
   out.controls = has_controls ? &window->controls : nullptr;
   out.family = family;
+  out.remote_v4_mapped = false;  // the socket knows its remote (UdpSocket::Send)
   out.continue_on_error = keep_going;
   out.failures = &st.failures;
 }

@@ -27,40 +27,42 @@ size_t AppendCmsg(unsigned char* buffer, size_t offset, int level, int type, con
   return offset + CMSG_SPACE(length);
 }
 
-// The cmsgs common to every message of a call, in Linux form.
-size_t EncodeFixedControls(const SendControls& controls, IpFamily family, unsigned char* buffer) {
+// The cmsgs common to every message of a call, in Linux form, at the socket family's level,
+// or (`ipv4_peer`) at the IPv4 level for an IPv4 peer of a dual-stack IPv6 socket: Linux hands
+// such a send to udp_sendmsg, whose ip_cmsg_send reads IP_PKTINFO, IP_TOS and IP_TTL and skips
+// IPV6_TCLASS and IPV6_HOPLIMIT (an IPV6_PKTINFO it takes only with an IPv4-mapped source).
+size_t EncodeFixedControls(const SendControls& controls, IpFamily family, bool ipv4_peer,
+                           unsigned char* buffer) {
   size_t offset = 0;
-  if (family == IpFamily::kV4) {
-    if (controls.has_source || controls.interface_index != 0) {
+  const bool v4 = family == IpFamily::kV4 || ipv4_peer;
+  if (controls.has_source || controls.interface_index != 0) {
+    // On an IPv6 socket an IPv4 source is IPv4-mapped: its address is the last 4 bytes.
+    const bool v6_socket = family == IpFamily::kV6;
+    const bool v4_source = !v6_socket || !controls.has_source || IsV4MappedBytes(controls.source);
+    if (v4 && v4_source) {
       in_pktinfo info{};
       info.ipi_ifindex = static_cast<int>(controls.interface_index);
       // Linux takes the source from ipi_spec_dst; ipi_addr is ignored on send.
-      std::memcpy(&info.ipi_spec_dst, controls.source, 4);
+      std::memcpy(&info.ipi_spec_dst, controls.source + (v6_socket ? 12 : 0), 4);
       offset = AppendCmsg(buffer, offset, IPPROTO_IP, IP_PKTINFO, &info, sizeof(info));
-    }
-    if (controls.tos >= 0) {
-      const int tos = controls.tos;
-      offset = AppendCmsg(buffer, offset, IPPROTO_IP, IP_TOS, &tos, sizeof(tos));
-    }
-    if (controls.ttl >= 0) {
-      const int ttl = controls.ttl;
-      offset = AppendCmsg(buffer, offset, IPPROTO_IP, IP_TTL, &ttl, sizeof(ttl));
-    }
-  } else {
-    if (controls.has_source || controls.interface_index != 0) {
+    } else {
+      // Also an IPv6 source for an IPv4 peer (or the reverse): the kernel refuses it (EINVAL),
+      // which is its verdict to report, not ours to drop silently.
       in6_pktinfo info{};
       std::memcpy(&info.ipi6_addr, controls.source, 16);
       info.ipi6_ifindex = controls.interface_index;
       offset = AppendCmsg(buffer, offset, IPPROTO_IPV6, IPV6_PKTINFO, &info, sizeof(info));
     }
-    if (controls.tos >= 0) {
-      const int tclass = controls.tos;
-      offset = AppendCmsg(buffer, offset, IPPROTO_IPV6, IPV6_TCLASS, &tclass, sizeof(tclass));
-    }
-    if (controls.ttl >= 0) {
-      const int hops = controls.ttl;
-      offset = AppendCmsg(buffer, offset, IPPROTO_IPV6, IPV6_HOPLIMIT, &hops, sizeof(hops));
-    }
+  }
+  if (controls.tos >= 0) {
+    const int tos = controls.tos;
+    offset = AppendCmsg(buffer, offset, v4 ? IPPROTO_IP : IPPROTO_IPV6, v4 ? IP_TOS : IPV6_TCLASS,
+                        &tos, sizeof(tos));
+  }
+  if (controls.ttl >= 0) {
+    const int ttl = controls.ttl;
+    offset = AppendCmsg(buffer, offset, v4 ? IPPROTO_IP : IPPROTO_IPV6, v4 ? IP_TTL : IPV6_HOPLIMIT,
+                        &ttl, sizeof(ttl));
   }
   return offset;
 }
@@ -139,11 +141,18 @@ bool IsDestinationError(int error) {
 }
 
 size_t MessageBuilder::Prepare(const SendBatch& batch, size_t first, size_t max_messages) {
+  // Both encodings once per call; each message takes the one its destination needs.
   fixed_control_length_ = 0;
+  ipv4_peer_control_length_ = 0;
   if (batch.controls != nullptr) {
     std::memset(fixed_control_.bytes, 0, sizeof(fixed_control_.bytes));
     fixed_control_length_ =
-        EncodeFixedControls(*batch.controls, batch.family, fixed_control_.bytes);
+        EncodeFixedControls(*batch.controls, batch.family, false, fixed_control_.bytes);
+    if (batch.family == IpFamily::kV6) {
+      std::memset(ipv4_peer_control_.bytes, 0, sizeof(ipv4_peer_control_.bytes));
+      ipv4_peer_control_length_ =
+          EncodeFixedControls(*batch.controls, batch.family, true, ipv4_peer_control_.bytes);
+    }
   }
   const uint32_t explicit_segment = batch.controls != nullptr ? batch.controls->segment_size : 0;
 
@@ -210,15 +219,18 @@ size_t MessageBuilder::Prepare(const SendBatch& batch, size_t first, size_t max_
       segment = static_cast<uint16_t>(segment_size);
     }
     message_segment_bytes_[m] = run > 1 ? static_cast<uint32_t>(segment_size) : 0;
-    if (segment == 0 && fixed_control_length_ == 0) {
+    const bool ipv4_peer = batch.ForIPv4Peer(message_first);
+    const ControlBuffer& fixed = ipv4_peer ? ipv4_peer_control_ : fixed_control_;
+    const size_t fixed_length = ipv4_peer ? ipv4_peer_control_length_ : fixed_control_length_;
+    if (segment == 0 && fixed_length == 0) {
       header.msg_control = nullptr;
       header.msg_controllen = 0;
       continue;
     }
     ControlBuffer& control = controls_[m];
     std::memset(control.bytes, 0, sizeof(control.bytes));
-    std::memcpy(control.bytes, fixed_control_.bytes, fixed_control_length_);
-    size_t length = fixed_control_length_;
+    std::memcpy(control.bytes, fixed.bytes, fixed_length);
+    size_t length = fixed_length;
 #ifdef UDP_SEGMENT
     if (segment != 0) {
       length = AppendCmsg(control.bytes, length, SOL_UDP, UDP_SEGMENT, &segment, sizeof(segment));

@@ -91,8 +91,12 @@ class MessageBuilder {
   std::vector<uint32_t> message_segment_bytes_;
   std::vector<ControlBuffer> controls_;
   std::vector<iovec> iovecs_;
+  // The call's controls in the socket family's form, and (IPv6 sockets) in the IPv4-level form
+  // its IPv4-mapped destinations need.
   ControlBuffer fixed_control_;
   size_t fixed_control_length_ = 0;
+  ControlBuffer ipv4_peer_control_;
+  size_t ipv4_peer_control_length_ = 0;
 };
 
 }  // namespace wsk

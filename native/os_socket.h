@@ -51,12 +51,19 @@ void MakeAddressFromBytes(IpFamily family, const uint8_t bytes[16], uint16_t por
                           uint32_t scope_id, SocketAddress* out);
 // Copies the raw IP address of `address` into `out`: 4 bytes for IPv4, 16 for IPv6.
 void AddressBytes(const SocketAddress& address, uint8_t out[16]);
+// Whether 16 address bytes are an IPv4-mapped IPv6 address (::ffff:a.b.c.d, RFC 4291 2.5.5.2).
+bool IsV4MappedBytes(const uint8_t bytes[16]);
+// Whether `address` is an IPv6 address of that form: how a dual-stack IPv6 socket names an IPv4
+// peer. The kernel sends to it over IPv4 and reads IPv4-level controls for it.
+bool IsV4Mapped(const SocketAddress& address);
 // Writes the IP literal of `address` into `ip` (at least 46 bytes) and its port and scope.
 int FormatAddress(const SocketAddress& address, char* ip, size_t ip_size, uint16_t* port,
                   uint32_t* scope_id);
 
-// A non-blocking, close-on-exec UDP socket; IPv6 sockets are IPv6-only, as on Windows.
-int OpenUdpSocket(IpFamily family, SocketHandle* out);
+// A non-blocking, close-on-exec UDP socket. An IPv6 socket is IPv6-only (IPV6_V6ONLY 1, set
+// explicitly: the system default differs between OSes) unless `ipv6_only` is false: then it is
+// dual-stack and reaches IPv4 peers through IPv4-mapped addresses. Ignored for IPv4.
+int OpenUdpSocket(IpFamily family, bool ipv6_only, SocketHandle* out);
 int BindSocket(SocketHandle socket, const SocketAddress& address);
 int ConnectSocket(SocketHandle socket, const SocketAddress& address);
 int GetLocalAddress(SocketHandle socket, SocketAddress* out);

@@ -52,7 +52,7 @@ int FormatAddress(const SocketAddress& address, char* ip, size_t ip_size, uint16
   return 0;
 }
 
-int OpenUdpSocket(IpFamily family, SocketHandle* out) {
+int OpenUdpSocket(IpFamily family, bool ipv6_only, SocketHandle* out) {
   const int af = family == IpFamily::kV6 ? AF_INET6 : AF_INET;
 #ifdef SOCK_NONBLOCK
   int fd = socket(af, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
@@ -68,9 +68,9 @@ int OpenUdpSocket(IpFamily family, SocketHandle* out) {
   }
 #endif
   if (family == IpFamily::kV6) {
-    // Windows' default; it keeps "udp6" meaning IPv6 on every platform.
-    int on = 1;
-    if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) != 0) {
+    // Set either way: Linux's default (net.ipv6.bindv6only) is 0, Windows' and OpenBSD's 1.
+    int only = ipv6_only ? 1 : 0;
+    if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &only, sizeof(only)) != 0) {
       int error = errno;
       close(fd);
       return error;

@@ -68,7 +68,7 @@ int FormatAddress(const SocketAddress& address, char* ip, size_t ip_size, uint16
   return 0;
 }
 
-int OpenUdpSocket(IpFamily family, SocketHandle* out) {
+int OpenUdpSocket(IpFamily family, bool ipv6_only, SocketHandle* out) {
   if (int error = EnsureWinsock()) return error;
   const int af = family == IpFamily::kV6 ? AF_INET6 : AF_INET;
   // WSA_FLAG_NO_HANDLE_INHERIT: Windows' close-on-exec (Windows 7 SP1+).
@@ -82,11 +82,11 @@ int OpenUdpSocket(IpFamily family, SocketHandle* out) {
     return error;
   }
   if (family == IpFamily::kV6) {
-    // Windows' default already, set explicitly so that "udp6" means IPv6 whatever the
-    // system's policy.
-    DWORD on = 1;
-    if (setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, reinterpret_cast<const char*>(&on), sizeof(on)) !=
-        0) {
+    // IPv6-only is Windows' default already; set either way so that "udp6" means what the
+    // caller asked whatever the system's policy (Windows Vista+ has dual-stack sockets).
+    DWORD only = ipv6_only ? 1 : 0;
+    if (setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, reinterpret_cast<const char*>(&only),
+                   sizeof(only)) != 0) {
       const int error = WSAGetLastError();
       closesocket(s);
       return error;

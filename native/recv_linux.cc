@@ -76,6 +76,16 @@ int EnableReceiveInfo(SocketHandle socket, IpFamily family, bool gro) {
         (error = Enable(socket, IPPROTO_IPV6, IPV6_RECVHOPLIMIT))) {
       return error;
     }
+    // A dual-stack socket also receives IPv4 datagrams. For those Linux (udpv6_recvmsg) reports
+    // the IPv6 packet information (as an IPv4-mapped IPV6_PKTINFO) but reads the TOS and TTL
+    // only under the IPv4-level options (ip_cmsg_recv). Not IP_PKTINFO: IPV6_PKTINFO covers it.
+    int only = 1;
+    socklen_t length = sizeof(only);
+    if (getsockopt(socket, IPPROTO_IPV6, IPV6_V6ONLY, &only, &length) != 0) return errno;
+    if (only == 0 && ((error = Enable(socket, IPPROTO_IP, IP_RECVTOS)) ||
+                      (error = Enable(socket, IPPROTO_IP, IP_RECVTTL)))) {
+      return error;
+    }
   }
   int on = gro ? 1 : 0;
   if (setsockopt(socket, SOL_UDP, UDP_GRO, &on, sizeof(on)) != 0 && gro) return errno;

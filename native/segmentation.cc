@@ -4,6 +4,11 @@
 #include "send.h"
 
 namespace wsk {
+namespace {
+
+constexpr size_t kMaxIPv4Payload = 65507;  // 65535 less the IPv4 and UDP headers
+
+}  // namespace
 
 size_t DatagramLength(const SendBatch& batch, const DatagramSpan& span) {
   size_t length = 0;
@@ -20,6 +25,11 @@ uint32_t SegmentRunLength(const SendBatch& batch, size_t first, size_t max_range
   const DatagramSpan& head = batch.datagrams[first];
   const size_t size = DatagramLength(batch, head);
   if (size == 0 || size > seg->max_segment_bytes) return 1;
+  // An IPv4 peer of a dual-stack socket takes IPv4's payload limit: a larger super-packet would
+  // be refused (EMSGSIZE) and lower the socket's segment size for every peer.
+  const size_t max_payload = batch.ForIPv4Peer(first) && batch.max_payload > kMaxIPv4Payload
+                                 ? kMaxIPv4Payload
+                                 : batch.max_payload;
   size_t total = size;
   size_t ranges = head.range_count;
   uint32_t count = 1;
@@ -28,7 +38,7 @@ uint32_t SegmentRunLength(const SendBatch& batch, size_t first, size_t max_range
     if (batch.targets != nullptr && batch.targets[i] != batch.targets[first]) break;
     const DatagramSpan& span = batch.datagrams[i];
     const size_t length = DatagramLength(batch, span);
-    if (length == 0 || length > size || total + length > batch.max_payload ||
+    if (length == 0 || length > size || total + length > max_payload ||
         ranges + span.range_count > max_ranges) {
       break;
     }

@@ -80,6 +80,9 @@ struct SendBatch {
   // Controls for every datagram, or nullptr.
   const SendControls* controls;
   IpFamily family;
+  // On an IPv6 socket, the connected remote is IPv4-mapped: a datagram without a destination
+  // gets IPv4-level controls (see ForIPv4Peer).
+  bool remote_v4_mapped;
   // Whether an error that belongs to a datagram's destination (IsDestinationError of the
   // back-end: unreachable, refused, not permitted, too big for the path, ...) is recorded in
   // `failures` for every datagram of the refused message and the send goes on with the next.
@@ -93,6 +96,16 @@ struct SendBatch {
   const SocketAddress* DestinationOf(size_t i) const {
     if (destinations == nullptr) return nullptr;
     return &destinations[targets == nullptr ? 0 : targets[i]];
+  }
+  // Whether datagram `i` leaves an IPv6 socket for an IPv4 peer (an IPv4-mapped destination,
+  // or the connected remote is one): the kernel sends it as IPv4 and reads only IPv4-level
+  // controls for it (Linux: udpv6_sendmsg hands it to udp_sendmsg, whose ip_cmsg_send skips
+  // IPV6_TCLASS / IPV6_HOPLIMIT; Windows and the BSDs likewise), and its payload limit is
+  // IPv4's.
+  bool ForIPv4Peer(size_t i) const {
+    if (family != IpFamily::kV6) return false;
+    const SocketAddress* destination = DestinationOf(i);
+    return destination == nullptr ? remote_v4_mapped : IsV4Mapped(*destination);
   }
 };
 

@@ -55,17 +55,25 @@ size_t AppendInt(unsigned char* buffer, size_t offset, int level, int type, int 
   return AppendControl(buffer, offset, level, type, &data, sizeof(data));
 }
 
-// The controls common to every message of a call, in Windows form.
-size_t EncodeFixedControls(const SendControls& controls, IpFamily family, unsigned char* buffer) {
+// The controls common to every message of a call, in Windows form, at the socket family's
+// level, or (`ipv4_peer`) at the IPv4 level for an IPv4-mapped destination of a dual-stack IPv6
+// socket: Windows sends that datagram as IPv4 and takes IPPROTO_IP controls for it (MsQuic
+// picks the level by the peer's family the same way).
+size_t EncodeFixedControls(const SendControls& controls, IpFamily family, bool ipv4_peer,
+                           unsigned char* buffer) {
   size_t offset = 0;
-  const bool v4 = family == IpFamily::kV4;
+  const bool v4 = family == IpFamily::kV4 || ipv4_peer;
   if (controls.has_source || controls.interface_index != 0) {
-    if (v4) {
+    // On an IPv6 socket an IPv4 source is IPv4-mapped: its address is the last 4 bytes.
+    const bool v6_socket = family == IpFamily::kV6;
+    const bool v4_source = !v6_socket || !controls.has_source || IsV4MappedBytes(controls.source);
+    if (v4 && v4_source) {
       IN_PKTINFO info{};  // Windows: the source is ipi_addr (Linux uses ipi_spec_dst)
-      std::memcpy(&info.ipi_addr, controls.source, 4);
+      std::memcpy(&info.ipi_addr, controls.source + (v6_socket ? 12 : 0), 4);
       info.ipi_ifindex = controls.interface_index;
       offset = AppendControl(buffer, offset, IPPROTO_IP, IP_PKTINFO, &info, sizeof(info));
     } else {
+      // Also a source of the other family than the peer: the stack's verdict to report.
       IN6_PKTINFO info{};
       std::memcpy(&info.ipi6_addr, controls.source, 16);
       info.ipi6_ifindex = controls.interface_index;
@@ -129,10 +137,18 @@ class WsaSendMsgBackend final : public SendBackend {
       outcome.syscall = "WSAIoctl";
       return outcome;
     }
+    // Both encodings once per call; each message takes the one its destination needs.
     fixed_control_length_ = 0;
+    ipv4_peer_control_length_ = 0;
     if (batch.controls != nullptr) {
       std::memset(fixed_control_, 0, sizeof(fixed_control_));
-      fixed_control_length_ = EncodeFixedControls(*batch.controls, batch.family, fixed_control_);
+      fixed_control_length_ =
+          EncodeFixedControls(*batch.controls, batch.family, false, fixed_control_);
+      if (batch.family == IpFamily::kV6) {
+        std::memset(ipv4_peer_control_, 0, sizeof(ipv4_peer_control_));
+        ipv4_peer_control_length_ =
+            EncodeFixedControls(*batch.controls, batch.family, true, ipv4_peer_control_);
+      }
     }
     const uint32_t explicit_segment = batch.controls != nullptr ? batch.controls->segment_size : 0;
 
@@ -183,10 +199,12 @@ class WsaSendMsgBackend final : public SendBackend {
       } else if (run > 1) {
         segment = static_cast<DWORD>(segment_size);
       }
-      size_t control_length = fixed_control_length_;
+      const bool ipv4_peer = batch.ForIPv4Peer(next);
+      const unsigned char* fixed = ipv4_peer ? ipv4_peer_control_ : fixed_control_;
+      size_t control_length = ipv4_peer ? ipv4_peer_control_length_ : fixed_control_length_;
       if (segment != 0 || control_length != 0) {
         std::memset(control_, 0, sizeof(control_));
-        std::memcpy(control_, fixed_control_, fixed_control_length_);
+        std::memcpy(control_, fixed, control_length);
         if (segment != 0) {
           control_length = AppendControl(control_, control_length, IPPROTO_UDP, UDP_SEND_MSG_SIZE,
                                          &segment, sizeof(segment));
@@ -269,8 +287,10 @@ class WsaSendMsgBackend final : public SendBackend {
 
   LPFN_WSASENDMSG send_msg_[2] = {nullptr, nullptr};
   alignas(8) unsigned char fixed_control_[kControlSpace];
+  alignas(8) unsigned char ipv4_peer_control_[kControlSpace];
   alignas(8) unsigned char control_[kControlSpace];
   size_t fixed_control_length_ = 0;
+  size_t ipv4_peer_control_length_ = 0;
   std::vector<WSABUF> buffers_;
 };
 

@@ -160,9 +160,17 @@ Napi::Value UdpSocket::Open(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const uint32_t family = Uint32Argument(info, 0, "family", 6);
   if (family != 4 && family != 6) ThrowRange(env, "family must be 4 or 6");
+  // ipv6Only: absent means IPv6-only; false makes a dual-stack IPv6 socket.
+  const Napi::Value ipv6_only_value = info[1];
+  if (!ipv6_only_value.IsUndefined() && !ipv6_only_value.IsBoolean()) {
+    ThrowType(env, "ipv6Only must be a boolean");
+  }
+  const bool ipv6_only =
+      ipv6_only_value.IsUndefined() || ipv6_only_value.As<Napi::Boolean>().Value();
+  if (!ipv6_only && family != 6) ThrowType(env, "ipv6Only is for IPv6 sockets");
   if (handle_ != kInvalidSocket) ThrowType(env, "socket is already open");
   family_ = static_cast<IpFamily>(family);
-  const int error = OpenUdpSocket(family_, &handle_);
+  const int error = OpenUdpSocket(family_, ipv6_only, &handle_);
   if (error == 0) {
     state_->open_sockets.insert(this);
     segmentation_ = state_->backend->ProbeSegmentation(handle_);
@@ -196,7 +204,9 @@ Napi::Value UdpSocket::Bind(const Napi::CallbackInfo& info) {
 Napi::Value UdpSocket::Connect(const Napi::CallbackInfo& info) {
   const SocketAddress address = AddressArgument(info, 0);
   if (handle_ == kInvalidSocket) return Napi::Number::New(info.Env(), kErrorBadHandle);
-  return Napi::Number::New(info.Env(), ConnectSocket(handle_, address));
+  const int error = ConnectSocket(handle_, address);
+  if (error == 0) remote_v4_mapped_ = IsV4Mapped(address);
+  return Napi::Number::New(info.Env(), error);
 }
 
 Napi::Value UdpSocket::LocalAddress(const Napi::CallbackInfo& info) {
@@ -297,6 +307,7 @@ Napi::Value UdpSocket::Send(const Napi::CallbackInfo& info) {
   } else {
     SendBatch& batch = window.batch;
     batch.segmentation = window.segment ? &segmentation_ : nullptr;
+    batch.remote_v4_mapped = remote_v4_mapped_;
     outcome = state_->backend->Send(handle_, batch);
     total_syscalls_ += outcome.syscalls;
     total_messages_ += outcome.messages;

@@ -537,11 +537,13 @@ function checkRange(caller: string, field: string, value: unknown, min: number, 
  * decides the result; nothing is translated partially:
  *
  * - STATUS_NOT_SUPPORTED: a level/type not in the table; or a control of the other IP version
- *   than the socket (IPPROTO_IP on an IPv6 socket, IPPROTO_IPV6 on IPv4). Windows applies
- *   IPPROTO_IP controls on a dual-stack IPv6 socket sending to an IPv4-mapped address; our
- *   sockets are single-stack, so such a control could not take effect and is refused rather
- *   than ignored ("ControlInfo may not be supported by all transports").
- * - STATUS_INVALID_PARAMETER: the same control (level and type) twice; data of the wrong
+ *   than the socket (IPPROTO_IP on an IPv6-only socket, IPPROTO_IPV6 on IPv4): it could not
+ *   take effect, so it is refused rather than ignored ("ControlInfo may not be supported by all
+ *   transports"). On a dual-stack IPv6 socket (`dualStack`) IPPROTO_IP controls are taken, as
+ *   Windows applies them to a send to an IPv4-mapped address; either level's value then goes
+ *   out at the level each destination needs.
+ * - STATUS_INVALID_PARAMETER: the same control (level and type) twice, or (dual-stack) one
+ *   value given at both levels (IP_TOS and IPV6_TCLASS: a call carries one); data of the wrong
  *   length for a known control (INT / DWORD: 4 bytes, IN_PKTINFO: 8, IN6_PKTINFO: 20, not
  *   more); a value outside the table's range; `objects` not an array of CMSGHDR-shaped
  *   objects; `family` not 4 or 6.
@@ -549,21 +551,22 @@ function checkRange(caller: string, field: string, value: unknown, min: number, 
  * IP_TOS and IP_ECN (IPV6_TCLASS and IPV6_ECN) may both be given: they set `tos` and `ecn`,
  * which the send path combines (SendControls). An empty list gives empty controls.
  */
-export function translateControls(objects: CMSGHDR[], family: 4 | 6): TranslateControlsResult {
+export function translateControls(objects: CMSGHDR[], family: 4 | 6, dualStack = false): TranslateControlsResult {
   try {
-    return translate(objects, family);
+    return translate(objects, family, dualStack === true && family === 6);
   } catch (error) {
     return fail(STATUS_INVALID_PARAMETER, `control objects could not be read: ${describeError(error)}`);
   }
 }
 
-function translate(objects: unknown, family: unknown): TranslateControlsResult {
+function translate(objects: unknown, family: unknown, dualStack: boolean): TranslateControlsResult {
   if (family !== 4 && family !== 6) {
     return fail(STATUS_INVALID_PARAMETER, `socket family ${describeValue(family)} is not 4 or 6`);
   }
   if (!Array.isArray(objects)) return fail(STATUS_INVALID_PARAMETER, 'control objects are not an array');
   const controls: SendControls = {};
   const seen = new Set<ControlSpec>();
+  const setBy = new Map<keyof SendControls, ControlSpec>();
   for (let i = 0; i < objects.length; i++) {
     const object: unknown = objects[i];
     if (typeof object !== 'object' || object === null) {
@@ -577,7 +580,7 @@ function translate(objects: unknown, family: unknown): TranslateControlsResult {
     if (spec === undefined) {
       return fail(STATUS_NOT_SUPPORTED, `object ${i}: control level ${level} type ${type} is not supported`);
     }
-    if (spec.family !== null && spec.family !== family) {
+    if (spec.family !== null && spec.family !== family && !(dualStack && spec.family === 4)) {
       return fail(
         STATUS_NOT_SUPPORTED,
         `object ${i}: ${spec.name} is an IPv${spec.family} control and cannot be used on an IPv${family} socket`,
@@ -585,6 +588,13 @@ function translate(objects: unknown, family: unknown): TranslateControlsResult {
     }
     if (seen.has(spec)) return fail(STATUS_INVALID_PARAMETER, `object ${i}: ${spec.name} is given twice`);
     seen.add(spec);
+    for (const field of spec.fields) {
+      const other = setBy.get(field);
+      if (other !== undefined) {
+        return fail(STATUS_INVALID_PARAMETER, `object ${i}: ${spec.name} and ${other.name} both give ${field}; one value per call`);
+      }
+      setBy.set(field, spec);
+    }
     if (data.byteLength !== spec.dataLength) {
       return fail(
         STATUS_INVALID_PARAMETER,

@@ -144,15 +144,17 @@ function sendMessages(
   }
   if (Socket.closed) return failed(STATUS_INVALID_HANDLE, 'Socket is closed');
   const family = Socket.family;
+  // A dual-stack IPv6 socket also takes IPv4-level controls and sources, for IPv4-mapped peers.
+  const dualStack = family === 6 && Socket.ipv6Only === false;
 
   let controls: NativeControls | undefined;
   if (controlObjects.length > 0) {
-    const translated = translateControls(controlObjects, family);
+    const translated = translateControls(controlObjects, family, dualStack);
     if (!translated.ok) return failed(translated.status, `ControlInfo: ${translated.reason}`);
     // The native form: the ECN bits folded into the TOS byte. It also holds a segment size to
     // the family's UDP limit, narrower on IPv4 than UDP_SEND_MSG_SIZE's own range.
     try {
-      controls = nativeControls(translated.controls, family);
+      controls = nativeControls(translated.controls, family, dualStack);
     } catch (error: unknown) {
       return failed(STATUS_INVALID_PARAMETER, `ControlInfo: ${describeError(error)}`);
     }

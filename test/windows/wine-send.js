@@ -272,6 +272,66 @@ async function main() {
     socket.close();
   }
 
+  // ---- dual stack: one udp6 socket (IPV6_V6ONLY 0) to the IPv4 and the IPv6 receiver ----
+  await test('dual stack: one sendTo batch to 127.0.0.1 and ::1 from a udp6 socket with ipv6Only: false, with and without controls', async () => {
+    if (info.port4 === 0 || info.port6 === 0) return { skip: 'the Linux receiver lacks a family' };
+    let socket;
+    try {
+      socket = lib.createSocket({ type: 'udp6', ipv6Only: false });
+    } catch (error) {
+      return { skip: `Wine refused a dual-stack socket: ${describeError(error)}` };
+    }
+    try {
+      assert(socket.ipv6Only === false, 'ipv6Only should be false');
+      const details = [];
+      // Controls ride at IPPROTO_IP level for the IPv4-mapped destination (send_win.cc);
+      // Wine ignores send-side controls, so this checks only that they are accepted.
+      for (const options of [undefined, { tos: 0xb8, ttl: 16 }, { ecn: 1 }]) {
+        const seed4 = seed++;
+        const seed6 = seed++;
+        const messages = [];
+        for (let i = 0; i < 6; i++) {
+          const v4 = i % 2 === 0;
+          messages.push({
+            data: payload(v4 ? seed4 : seed6, i >> 1, 300 + i),
+            port: v4 ? info.port4 : info.port6,
+            address: v4 ? (i === 2 ? '::ffff:127.0.0.1' : '127.0.0.1') : '::1',
+          });
+        }
+        const result = await socket.sendTo(messages, options);
+        assert(result.datagrams === 6 && result.failures.length === 0, JSON.stringify(result));
+        details.push(`${JSON.stringify(options ?? {})}: v4 ${await expectReceived(4, seed4, [300, 302, 304])}, ` +
+          `v6 ${await expectReceived(6, seed6, [301, 303, 305])}`);
+      }
+      return details.join('; ');
+    } finally {
+      socket.close();
+    }
+  });
+
+  await test('dual stack: connect to 127.0.0.1 reports the IPv4-mapped remote and sends to it', async () => {
+    if (info.port4 === 0) return { skip: 'the Linux receiver could not bind 127.0.0.1' };
+    let socket;
+    try {
+      socket = lib.createSocket({ type: 'udp6', ipv6Only: false });
+    } catch (error) {
+      return { skip: `Wine refused a dual-stack socket: ${describeError(error)}` };
+    }
+    try {
+      socket.connect(info.port4, '127.0.0.1');
+      const remote = socket.remoteAddress();
+      assert(remote.address === '::ffff:127.0.0.1' && remote.family === 'IPv6' && remote.port === info.port4,
+        `remoteAddress ${JSON.stringify(remote)}`);
+      const caseSeed = seed++;
+      const datagrams = Array.from({ length: 8 }, (_, i) => payload(caseSeed, i, 400));
+      const result = await socket.sendBatch(datagrams, undefined, undefined, { ttl: 20 });
+      assert(result.datagrams === 8, JSON.stringify(result));
+      return `remote ${remote.address}; ${await expectReceived(4, caseSeed, datagrams.map((d) => d.length))}`;
+    } finally {
+      socket.close();
+    }
+  });
+
   // ---- the NTSTATUS mapping of the WSA errors Wine produces ----
   await test('broadcast without SO_BROADCAST: WSAEACCES -> EACCES, STATUS_ACCESS_DENIED', () => {
     const socket = lib.createSocket('udp4');
