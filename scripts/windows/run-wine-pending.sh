@@ -60,7 +60,7 @@ node_pid=
 wine_started=0
 cleanup() {
   set +e
-  [ -n "$node_pid" ] && kill -KILL "$node_pid" 2>/dev/null
+  [ -n "$node_pid" ] && kill -TERM "$node_pid" 2>/dev/null  # timeout passes it on to wine64
   [ -n "$receiver_pid" ] && kill "$receiver_pid" 2>/dev/null
   if [ "$wine_started" = 1 ]; then
     "$wineserver" -k 2>/dev/null
