@@ -261,7 +261,7 @@ test('a source that gives more than its budget is an error, not a burst', async 
 test('bad options are refused', () => {
   const socket = new FakeSocket();
   const next = (): null => null;
-  expect(() => new Pacer(socket, { next } as never)).toThrow(TypeError);
+  expect(() => new Pacer(socket, { next })).toThrow(TypeError);
   expect(() => new Pacer(socket, { rate: 1, bitrate: 1, next })).toThrow(TypeError);
   expect(() => new Pacer(socket, { rate: 0, next })).toThrow(RangeError);
   expect(() => new Pacer(socket, { rate: Number.NaN, next })).toThrow(RangeError);
