@@ -46,6 +46,8 @@ interface Resvg {
 
 /** The vega-lite specification of the chart (exported for the tests). */
 export function chartSpec(summaries: readonly Summary[], sizes: readonly number[], meta: ChartMeta): object {
+  // Contenders in the order of the bench's tables (the summaries' order), not alphabetical.
+  const order = [...new Set(summaries.map((s) => s.name))];
   const values = summaries.map((s) => ({ size: `${s.size} B`, contender: s.name, datagramsPerSecond: Math.round(s.datagramsPerSecond) }));
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
@@ -59,10 +61,11 @@ export function chartSpec(summaries: readonly Summary[], sizes: readonly number[
     height: 320,
     mark: { type: 'bar', tooltip: true },
     encoding: {
-      x: { field: 'size', type: 'ordinal', title: 'payload size', sort: sizes.map((s) => `${s} B`) },
-      xOffset: { field: 'contender', type: 'nominal' },
+      x: { field: 'size', type: 'ordinal', title: 'payload size', sort: sizes.map((s) => `${s} B`), axis: { labelAngle: 0 } },
+      xOffset: { field: 'contender', type: 'nominal', sort: order },
       y: { field: 'datagramsPerSecond', type: 'quantitative', title: 'datagrams/s', axis: { format: '~s' } },
-      color: { field: 'contender', type: 'nominal', title: 'contender', scale: { scheme: 'tableau20' } },
+      color: { field: 'contender', type: 'nominal', title: 'contender', sort: order, scale: { scheme: 'tableau20' },
+        legend: { labelLimit: 400 } },
     },
     config: { font: 'DejaVu Sans, Liberation Sans, Arial, sans-serif', background: 'white' },
   };
@@ -96,7 +99,9 @@ export async function writeChart(file: string, summaries: readonly Summary[], si
     fs.writeFileSync(file, svg);
     return;
   }
-  const resvg = await load<Resvg>('@resvg/resvg-wasm', 'a PNG chart (use FILE.svg otherwise)');
+  // A CommonJS package: import() would hand back module.exports as `default`.
+  const loaded = await load<Resvg & { default?: Resvg }>('@resvg/resvg-wasm', 'a PNG chart (use FILE.svg otherwise)');
+  const resvg = typeof loaded.initWasm === 'function' ? loaded : loaded.default!;
   await resvg.initWasm(fs.readFileSync(path.join(path.dirname(require.resolve('@resvg/resvg-wasm')), 'index_bg.wasm')));
   const fontBuffers = FONT_FILES.filter((f) => fs.existsSync(f)).map((f) => fs.readFileSync(f));
   if (fontBuffers.length === 0) process.stderr.write('bench: no system font found for the PNG: its labels are missing (SVG has them)\n');
