@@ -9,7 +9,7 @@
  *   pending  sendBatch over a slow link (veth + tbf) with a small SO_SNDBUF, several calls
  *            outstanding, so that sends really wait in the socket's queue
  *
- * The loopback paths are the bench's contenders (scripts/bench/contenders.ts). Layout: two
+ * The loopback paths are the bench's contenders (lib/cli/bench/contenders.ts). Layout: two
  * network namespaces made for the run (test/integration/netns.ts, removed at the end, on error
  * and on SIGINT/SIGTERM). The sender (soak/sender.ts) runs in namespace A; one receiver
  * (soak/receiver.ts) in A gets the loopback paths, another in B gets the pending path over the

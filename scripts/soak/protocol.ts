@@ -2,13 +2,13 @@
  * What the soak's three processes (scripts/soak.ts, soak/sender.ts, soak/receiver.ts) agree on:
  * the paths, how a datagram is stamped, and the JSON lines they exchange.
  *
- * A datagram is stamped the way the bench stamps it (scripts/bench/contenders.ts: makePool and
+ * A datagram is stamped the way the bench stamps it (lib/cli/bench/contenders.ts: makePool and
  * stamp): bytes 0..3 a "run" id, bytes 4..7 the index within the call, then the pool's fixed
  * pattern. The soak makes every call of a path one run: run = tag << 28 | call number, so the
  * sequence number of a datagram is call number * batch + index, and the tag names the path.
  */
 import * as fs from 'node:fs';
-import { STAMP_BYTES } from '../bench/contenders';
+import { STAMP_BYTES } from '../../lib/cli/bench/contenders';
 
 export { STAMP_BYTES };
 

@@ -13,7 +13,7 @@
  */
 import * as dgram from 'node:dgram';
 import * as readline from 'node:readline';
-import { makePool } from '../bench/contenders';
+import { makePool } from '../../lib/cli/bench/contenders';
 import {
   MAX_CALLS,
   PATH_TAGS,

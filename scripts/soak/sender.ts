@@ -22,7 +22,7 @@ import { performance } from 'node:perf_hooks';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import { createSocket, type UdpSocket } from '../../lib';
-import { makePool, openContenders, stamp, type Contender } from '../bench/contenders';
+import { makePool, openContenders, stamp, type Contender } from '../../lib/cli/bench/contenders';
 import {
   MAX_CALLS,
   openDescriptors,

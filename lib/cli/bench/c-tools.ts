@@ -1,31 +1,70 @@
 /**
- * The bench's two C programs (scripts/c/): building them with the system compiler, the counting
- * receiver as a child process, and one run of the C reference sender.
+ * The bench's two C programs (scripts/c/): building them with the system compiler into a cache
+ * directory, the counting receiver as a child process, and one run of the C reference sender.
  */
 import { execFile, execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 
-/** The package root: two levels above dist/scripts/bench/ (compiled) or scripts/bench/. */
-export const packageRoot = path.basename(path.resolve(__dirname, '..', '..')) === 'dist'
-  ? path.resolve(__dirname, '..', '..', '..')
-  : path.resolve(__dirname, '..', '..');
+/**
+ * The package root: the nearest directory above this file with the package's package.json
+ * (lib/cli/bench/ in the repo, dist/lib/cli/bench/ compiled, or the same inside node_modules).
+ */
+export const packageRoot = findPackageRoot(__dirname);
 
-const sourceDir = path.join(packageRoot, 'scripts', 'c');
-const outputDir = path.join(packageRoot, 'build', 'bench');
+function findPackageRoot(from: string): string {
+  for (let dir = from; ; dir = path.dirname(dir)) {
+    try {
+      const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: unknown };
+      if (manifest.name === 'wsk-dgram') return dir;
+    } catch {
+      // no package.json here: look further up
+    }
+    if (path.dirname(dir) === dir) return path.resolve(from, '..', '..', '..');
+  }
+}
+
+/** The C sources the bench builds; they ship with the package (scripts/c/). */
+export const cSourceDir = path.join(packageRoot, 'scripts', 'c');
 
 /**
- * Compiles scripts/c/NAME.c into build/bench/NAME with `$CC -O2` (default `cc`) unless the
- * binary is newer than its source; returns the binary's path. Throws with a clear message when
- * there is no C compiler.
+ * Where built C programs are kept: $WSK_DGRAM_CACHE, else $XDG_CACHE_HOME/wsk-dgram or
+ * ~/.cache/wsk-dgram, else the temporary directory. Never inside the package, which may be
+ * read-only (a global install, npx's cache).
+ */
+export function cacheDir(): string {
+  if (process.env.WSK_DGRAM_CACHE) return process.env.WSK_DGRAM_CACHE;
+  const base = process.env.XDG_CACHE_HOME || (os.homedir() ? path.join(os.homedir(), '.cache') : '');
+  return base ? path.join(base, 'wsk-dgram') : path.join(os.tmpdir(), `wsk-dgram-cache-${process.getuid?.() ?? 'user'}`);
+}
+
+/** Thrown when there is no C compiler (the bench then goes on without its C programs). */
+export class NoCompilerError extends Error {
+  override readonly name = 'NoCompilerError';
+}
+
+/**
+ * Compiles scripts/c/NAME.c with `$CC -O2` (default `cc`) into the cache directory, once per
+ * source content (the binary's name carries a hash of the source and the compiler), and
+ * returns the binary's path. Throws NoCompilerError when the compiler is not there, an Error
+ * with the compiler's output when it fails.
  */
 export function buildCProgram(name: string): string {
-  const source = path.join(sourceDir, `${name}.c`);
-  const binary = path.join(outputDir, name);
-  const sourceTime = fs.statSync(source).mtimeMs;
-  if (fs.existsSync(binary) && fs.statSync(binary).mtimeMs >= sourceTime) return binary;
+  const source = path.join(cSourceDir, `${name}.c`);
+  let text: Buffer;
+  try {
+    text = fs.readFileSync(source);
+  } catch {
+    throw new NoCompilerError(`the C source ${source} is not there (the package ships scripts/c/)`);
+  }
   const compiler = process.env.CC || 'cc';
+  const hash = crypto.createHash('sha256').update(text).update(`\0${compiler}`).digest('hex').slice(0, 16);
+  const outputDir = cacheDir();
+  const binary = path.join(outputDir, `${name}-${hash}`);
+  if (fs.existsSync(binary)) return binary;
   fs.mkdirSync(outputDir, { recursive: true });
   // Build beside the target and rename: a concurrent bench never runs a half-written binary.
   const temporary = `${binary}.${process.pid}.tmp`;
@@ -34,13 +73,18 @@ export function buildCProgram(name: string): string {
   } catch (error) {
     const failure = error as NodeJS.ErrnoException & { stderr?: Buffer };
     if (failure.code === 'ENOENT') {
-      throw new Error(`no C compiler: '${compiler}' was not found. The bench builds its C reference ` +
-        'sender and receiver from scripts/c/; install gcc or clang (Debian: apt-get install gcc) or set CC.');
+      throw new NoCompilerError(`no C compiler: '${compiler}' was not found (install gcc or clang, ` +
+        'Debian: apt-get install gcc, or set CC)');
     }
     throw new Error(`${compiler} failed to compile ${source}:\n${failure.stderr?.toString() ?? failure.message}`);
   }
   fs.renameSync(temporary, binary);
   return binary;
+}
+
+/** The JavaScript counting receiver (js-counter.ts), for when there is no C compiler. */
+export function jsCounterCommand(): string[] {
+  return [process.execPath, path.join(__dirname, 'js-counter.js')];
 }
 
 /** What the counting receiver saw of one run (scripts/c/counter.c). */
@@ -133,9 +177,13 @@ export class Counter {
     this.receiveBuffer = hello.rcvbuf;
   }
 
-  /** Starts the receiver with `sockets` sockets, each asking for `receiveBuffer` bytes. */
-  static async start(binary: string, family: 4 | 6, receiveBuffer: number, sockets = 1): Promise<Counter> {
-    const child = spawn(binary, [String(family), String(receiveBuffer), String(sockets)],
+  /**
+   * Starts the receiver with `sockets` sockets, each asking for `receiveBuffer` bytes:
+   * `command` is the C binary, or node and the JavaScript counter (jsCounterCommand()).
+   */
+  static async start(command: string | readonly string[], family: 4 | 6, receiveBuffer: number, sockets = 1): Promise<Counter> {
+    const [program, ...prefix] = typeof command === 'string' ? [command] : command;
+    const child = spawn(program!, [...prefix, String(family), String(receiveBuffer), String(sockets)],
       { stdio: ['pipe', 'pipe', 'pipe'] });
     child.stderr.on('data', (chunk: Buffer) => process.stderr.write(chunk));
     const lines = readline.createInterface({ input: child.stdout })[Symbol.asyncIterator]();

@@ -29,7 +29,7 @@ import {
   type UdpSocket,
   type WSK_BUF,
   type WSK_BUF_LIST,
-} from '../../lib';
+} from '../..';
 import { runRefSender, type RefMode } from './c-tools';
 
 /** Contender ids, in the order of the table (and of each repetition, rotated). */

@@ -1,0 +1,274 @@
+/**
+ * The pacer (lib/pacer.ts) over a fake socket, under jest's fake timers and clock: the rate it
+ * keeps, the burst bound after a late timer, one timer at a time (never one per datagram), and
+ * the exact counts in both modes, for arrays and packed batches.
+ */
+import { Pacer, type PacedSocket, type PacerBudget, type PacerStats } from '../../lib/pacer';
+import type { BatchInput } from '../../lib/batch';
+import type { SendOptions, SendResult } from '../../lib/socket';
+
+/** A socket that takes `accept(n)` of each batch of n datagrams and records every call. */
+class FakeSocket implements PacedSocket {
+  readonly calls: { datagrams: number; bytes: number; at: number; kind: 'try' | 'queue' }[] = [];
+  pendingDatagrams = 0;
+  accept: (count: number) => number = (count) => count;
+  /** Queue mode: resolves the next sendBatch only when the test says so. */
+  holdSends = false;
+  readonly held: Array<() => void> = [];
+  fail: Error | null = null;
+
+  trySendBatch(batch: BatchInput, _port?: number, _address?: string, _options?: SendOptions): SendResult {
+    const { datagrams, each } = measure(batch);
+    this.calls.push({ datagrams, bytes: datagrams * each, at: jest.now(), kind: 'try' });
+    if (this.fail !== null) throw this.fail;
+    const taken = this.accept(datagrams);
+    return { datagrams: taken, bytes: taken * each, segments: taken, failures: [] };
+  }
+
+  sendBatch(batch: BatchInput, _port?: number, _address?: string, _options?: SendOptions): Promise<SendResult> {
+    const { datagrams, each } = measure(batch);
+    this.calls.push({ datagrams, bytes: datagrams * each, at: jest.now(), kind: 'queue' });
+    const result = { datagrams, bytes: datagrams * each, segments: datagrams, failures: [] };
+    if (this.fail !== null) {
+      const error = Object.assign(this.fail, { datagramsSent: 2, bytesSent: 2 * each });
+      return Promise.reject(error);
+    }
+    if (!this.holdSends) return Promise.resolve(result);
+    this.pendingDatagrams += datagrams;
+    return new Promise((resolve) => this.held.push(() => {
+      this.pendingDatagrams -= datagrams;
+      resolve(result);
+    }));
+  }
+
+  sent(): number {
+    return this.calls.reduce((sum, call) => sum + call.datagrams, 0);
+  }
+}
+
+function measure(batch: BatchInput): { datagrams: number; each: number } {
+  if (Array.isArray(batch)) return { datagrams: batch.length, each: batch.length > 0 ? (batch[0] as Uint8Array).length : 0 };
+  const packed = batch as { buffer: Uint8Array; segmentSize: number };
+  return { datagrams: Math.ceil(packed.buffer.length / packed.segmentSize), each: packed.segmentSize };
+}
+
+const datagram = new Uint8Array(100);
+/** A source of equal 100-byte datagrams, `limit` in all; records each budget it was given. */
+function source(limit = Infinity): { next: (budget: PacerBudget) => BatchInput | null; budgets: PacerBudget[] } {
+  let left = limit;
+  const budgets: PacerBudget[] = [];
+  return {
+    budgets,
+    next: (budget) => {
+      budgets.push(budget);
+      if (left <= 0) return null;
+      const count = Math.min(left, budget.datagrams, Number.isFinite(budget.bytes) ? Math.max(1, Math.floor(budget.bytes / 100)) : Infinity);
+      left -= count;
+      return new Array<Uint8Array>(count).fill(datagram);
+    },
+  };
+}
+
+const clock = (): number => jest.now();
+
+beforeEach(() => {
+  jest.useFakeTimers();
+});
+afterEach(() => {
+  jest.useRealTimers();
+});
+
+/** Advances the fake clock in 1 ms steps (timers fire on time), checking that at most one timer is armed. */
+function runFor(ms: number): number {
+  let mostTimers = 0;
+  for (let t = 0; t < ms; t++) {
+    jest.advanceTimersByTime(1);
+    mostTimers = Math.max(mostTimers, jest.getTimerCount());
+  }
+  return mostTimers;
+}
+
+test('keeps a datagram rate with one send call per tick and one timer at a time', () => {
+  const socket = new FakeSocket();
+  const setTimeoutSpy = jest.spyOn(global, 'setTimeout');
+  const pacer = new Pacer(socket, { rate: 20_000, ...source(), port: 9, now: clock, mode: 'try' });
+  const mostTimers = runFor(1000);
+  pacer.stop();
+  const stats = pacer.stats();
+  // 20 per 1 ms tick for 1 s, plus the first datagram sent at once.
+  expect(socket.sent()).toBeGreaterThanOrEqual(20_000);
+  expect(socket.sent()).toBeLessThanOrEqual(20_001);
+  expect(stats).toMatchObject({ datagrams: socket.sent(), unsent: 0, forfeited: 0 });
+  // Timers per tick, not per datagram: about 1000 ticks for 20,000 datagrams, never two armed.
+  expect(mostTimers).toBe(1);
+  expect(stats.ticks).toBeGreaterThanOrEqual(999);
+  expect(stats.ticks).toBeLessThanOrEqual(1001);
+  expect(setTimeoutSpy.mock.calls.length).toBeLessThanOrEqual(stats.ticks + 1);
+  expect(socket.calls.length).toBe(stats.calls);
+  expect(stats.calls).toBeLessThanOrEqual(stats.ticks);
+  expect(Math.max(...socket.calls.map((c) => c.datagrams))).toBeLessThanOrEqual(21);
+});
+
+test('a bitrate is kept in payload bytes', () => {
+  const socket = new FakeSocket();
+  // 8 Mbit/s of 100-byte datagrams: 10,000 per second.
+  const pacer = new Pacer(socket, { bitrate: 8_000_000, ...source(), port: 9, now: clock, mode: 'try' });
+  runFor(500);
+  pacer.stop();
+  const bytes = socket.calls.reduce((sum, c) => sum + c.bytes, 0);
+  expect(bytes).toBeGreaterThanOrEqual(500_000 - 100);
+  // The first tick starts with one interval of credit (1000 bytes), so that the first datagram goes at once.
+  expect(bytes).toBeLessThanOrEqual(500_000 + 1000 + 100);
+  expect(pacer.stats().bytes).toBe(bytes);
+});
+
+test('a late timer is caught up within the burst, and credit past the burst is forfeited and counted', () => {
+  let now = 0;
+  const socket = new FakeSocket();
+  // 10 datagrams per ms, burst 40 (four 1 ms intervals, the default).
+  const pacer = new Pacer(socket, { rate: 10_000, ...source(), port: 9, now: () => now, mode: 'try' });
+  jest.runOnlyPendingTimers(); // the first tick: 1 datagram of initial credit
+  expect(socket.sent()).toBe(1);
+  now = 3; // 3 ms late: caught up in one call
+  jest.runOnlyPendingTimers();
+  expect(socket.calls.at(-1)!.datagrams).toBe(30);
+  expect(pacer.stats().forfeited).toBe(0);
+  now = 53; // 50 ms late: one tick sends no more than the burst
+  jest.runOnlyPendingTimers();
+  expect(socket.calls.at(-1)!.datagrams).toBe(40);
+  expect(pacer.stats().forfeited).toBe(460);
+  now = 54; // then back to the rate
+  jest.runOnlyPendingTimers();
+  expect(socket.calls.at(-1)!.datagrams).toBe(10);
+  pacer.stop();
+});
+
+test('a low rate waits for a whole datagram of credit instead of ticking every millisecond', () => {
+  const socket = new FakeSocket();
+  const pacer = new Pacer(socket, { rate: 10, ...source(), port: 9, now: clock, mode: 'try' });
+  runFor(1000);
+  pacer.stop();
+  expect(socket.sent()).toBeGreaterThanOrEqual(10);
+  expect(socket.sent()).toBeLessThanOrEqual(11);
+  expect(pacer.stats().ticks).toBeLessThanOrEqual(12);
+});
+
+test('maxBatch splits a tick into several calls of at most that many datagrams', () => {
+  const socket = new FakeSocket();
+  const pacer = new Pacer(socket, { rate: 100_000, ...source(), port: 9, now: clock, mode: 'try', maxBatch: 30 });
+  runFor(100);
+  pacer.stop();
+  expect(Math.max(...socket.calls.map((c) => c.datagrams))).toBe(30);
+  expect(socket.sent()).toBeGreaterThanOrEqual(10_000);
+  expect(socket.sent()).toBeLessThanOrEqual(10_001);
+});
+
+test('try mode: what the kernel does not take is counted as unsent, never as sent', () => {
+  const socket = new FakeSocket();
+  socket.accept = (count) => Math.floor(count / 2);
+  const pacer = new Pacer(socket, { rate: 10_000, ...source(), port: 9, now: clock, mode: 'try' });
+  runFor(100);
+  pacer.stop();
+  const offered = socket.sent();
+  const stats = pacer.stats();
+  expect(stats.datagrams + stats.unsent).toBe(offered);
+  expect(stats.datagrams).toBe(socket.calls.reduce((sum, c) => sum + Math.floor(c.datagrams / 2), 0));
+  expect(stats.unsent).toBeGreaterThan(0);
+});
+
+test('queue mode: nothing more is sent while the socket queue is not empty; the ticks waited are counted', async () => {
+  const socket = new FakeSocket();
+  socket.holdSends = true;
+  const pacer = new Pacer(socket, { rate: 10_000, ...source(), port: 9, now: clock });
+  runFor(20);
+  expect(socket.calls).toHaveLength(1); // the first send is still pending
+  const waiting = pacer.stats();
+  expect(waiting.waitingTicks).toBeGreaterThanOrEqual(19);
+  expect(waiting).toMatchObject({ datagrams: 0, queued: 1 });
+  expect(waiting.forfeited).toBeGreaterThan(0);
+  socket.holdSends = false;
+  socket.held.shift()!();
+  await Promise.resolve();
+  runFor(1);
+  // The next tick sends at most a burst (40), not the 200 datagrams of the time it waited.
+  expect(socket.calls[1]!.datagrams).toBeLessThanOrEqual(40);
+  pacer.stop();
+  const stats = await pacer.done;
+  expect(stats.datagrams).toBe(socket.sent());
+  expect(stats.queued).toBe(0);
+});
+
+test('one packed buffer per tick', async () => {
+  const socket = new FakeSocket();
+  let left = 1000;
+  const pacer = new Pacer(socket, {
+    rate: 50_000, port: 9, now: clock, mode: 'try',
+    next: ({ datagrams }) => {
+      if (left === 0) return null;
+      const count = Math.min(left, datagrams);
+      left -= count;
+      return { buffer: new Uint8Array(count * 100), segmentSize: 100 };
+    },
+  });
+  runFor(40);
+  const stats = await pacer.done;
+  expect(stats).toMatchObject({ datagrams: 1000, bytes: 100_000, unsent: 0 });
+  expect(stats.calls).toBe(socket.calls.length);
+  expect(stats.calls).toBeLessThanOrEqual(stats.ticks);
+  expect(stats.calls).toBeGreaterThanOrEqual(20); // 50 per tick at most: 1000 took 20 ticks
+});
+
+test('done resolves with the counts once the source ends and the last send completed', async () => {
+  const socket = new FakeSocket();
+  const pacer = new Pacer(socket, { rate: 10_000, ...source(95), port: 9, now: clock });
+  runFor(20);
+  const stats: PacerStats = await pacer.done;
+  expect(stats).toMatchObject({ datagrams: 95, bytes: 9500, queued: 0, unsent: 0 });
+  expect(jest.getTimerCount()).toBe(0);
+});
+
+test('a failed send rejects done with its error; what it sent before counts', async () => {
+  const socket = new FakeSocket();
+  socket.fail = new Error('boom');
+  const pacer = new Pacer(socket, { rate: 10_000, ...source(), port: 9, now: clock });
+  jest.advanceTimersByTime(1);
+  await expect(pacer.done).rejects.toThrow('boom');
+  // Each failed call reports 2 datagrams sent before its error; they count, and sends stopped.
+  const stats = pacer.stats();
+  expect(stats.calls).toBeGreaterThanOrEqual(1);
+  expect(stats.datagrams).toBe(2 * stats.calls);
+  expect(socket.calls).toHaveLength(stats.calls);
+  expect(jest.getTimerCount()).toBe(0);
+
+  const trying = new FakeSocket();
+  trying.fail = new Error('try boom');
+  const tryPacer = new Pacer(trying, { rate: 10_000, ...source(), port: 9, now: clock, mode: 'try' });
+  jest.advanceTimersByTime(1);
+  await expect(tryPacer.done).rejects.toThrow('try boom');
+  expect(jest.getTimerCount()).toBe(0);
+});
+
+test('a source that gives more than its budget is an error, not a burst', async () => {
+  const socket = new FakeSocket();
+  const pacer = new Pacer(socket, {
+    rate: 1000, port: 9, now: clock, mode: 'try', next: ({ datagrams }) => new Array<Uint8Array>(datagrams + 5).fill(datagram),
+  });
+  jest.advanceTimersByTime(1);
+  await expect(pacer.done).rejects.toThrow(RangeError);
+  expect(socket.calls).toHaveLength(0);
+});
+
+test('bad options are refused', () => {
+  const socket = new FakeSocket();
+  const next = (): null => null;
+  expect(() => new Pacer(socket, { next })).toThrow(TypeError);
+  expect(() => new Pacer(socket, { rate: 1, bitrate: 1, next })).toThrow(TypeError);
+  expect(() => new Pacer(socket, { rate: 0, next })).toThrow(RangeError);
+  expect(() => new Pacer(socket, { rate: Number.NaN, next })).toThrow(RangeError);
+  expect(() => new Pacer(socket, { bitrate: -5, next })).toThrow(RangeError);
+  expect(() => new Pacer(socket, { rate: 5, next, burst: 0.5 })).toThrow(RangeError);
+  expect(() => new Pacer(socket, { rate: 5, next, maxBatch: 0 })).toThrow(RangeError);
+  expect(() => new Pacer(socket, { rate: 5, next, mode: 'later' as never })).toThrow(TypeError);
+  expect(() => new Pacer(socket, { rate: 5, next: 3 as never })).toThrow(TypeError);
+  expect(jest.getTimerCount()).toBe(0);
+});
