@@ -366,7 +366,8 @@ export class UdpSocket extends EventEmitter implements BatchSender {
    * remoteAddress() fails ENOTCONN. A socket that is not connected throws a TypeError with code
    * ERR_SOCKET_DGRAM_NOT_CONNECTED (dgram throws a plain Error with that code). Linux gives back
    * a port the kernel picked (bind to port 0, or none): the next send or bind picks a new one.
-   * Sends still waiting for the connected remote fail with EDESTADDRREQ.
+   * Call it when nothing waits (`await socket.drained()`): a send still queued for the old remote
+   * has no destination afterwards.
    */
   disconnect(): void {
     sockopts.disconnect(this.#native, this.#remote !== null);

@@ -273,6 +273,8 @@ describe('disconnect', () => {
     expect(socket.remoteAddress().port).toBe(port);
     socket.disconnect();
     expect(socket.remote).toBeNull();
+    // Linux gives back the port it picked for bind(0): unbound until the next send.
+    expect(socket.address().port).toBe(0);
     expect(() => socket.trySendBatch([Buffer.from('x')])).toThrow(/destination port is required/);
     expect(() => socket.remoteAddress()).toThrow(expect.objectContaining({ name: 'WskError', code: 'ENOTCONN' }));
     expect(() => socket.disconnect()).toThrow(expect.objectContaining({ name: 'TypeError', code: 'ERR_SOCKET_DGRAM_NOT_CONNECTED' }));
@@ -282,6 +284,7 @@ describe('disconnect', () => {
     await new Promise<void>((resolve, reject) => peer.connect(port, '127.0.0.1', (e?: Error) => (e ? reject(e) : resolve())));
     expect(peer.remoteAddress().port).toBe(port);
     peer.disconnect();
+    expect(peer.address().port).toBe(0);
     expect(() => peer.send('x')).toThrow(); // dgram: ERR_SOCKET_BAD_PORT
     expect(codeOf(() => peer.remoteAddress())).toBe('ERR_SOCKET_DGRAM_NOT_CONNECTED');
     expect(codeOf(() => peer.disconnect())).toBe('ERR_SOCKET_DGRAM_NOT_CONNECTED');
