@@ -58,6 +58,26 @@ export interface SocketStats {
   segments: number;
 }
 
+/**
+ * Socket options by number, as native/socket_options.h numbers them (test/unit/socket-options
+ * checks the two agree). 1..19: dgram parity; 20 and up: error queue and path MTU.
+ */
+export const NativeOption = {
+  reuseAddress: 1,
+  reusePort: 2,
+  broadcast: 3,
+  ttl: 4,
+  tos: 5,
+  multicastTtl: 6,
+  multicastLoopback: 7,
+  receiveBufferSize: 8,
+  receiveBufferForce: 9,
+  sendBufferForce: 10,
+  sendBufferSize: 11,
+} as const;
+
+export type NativeOptionNumber = (typeof NativeOption)[keyof typeof NativeOption];
+
 /** The native socket object (native/socket_methods.cc; its send reads the batch in native/batch_reader.cc). */
 export interface NativeUdpSocket {
   /**
@@ -73,6 +93,20 @@ export interface NativeUdpSocket {
   setSendBufferSize(bytes: number): number;
   /** `{ bytes }`, or an errno. */
   getSendBufferSize(): { bytes: number } | number;
+  /** Sets a socket option (native/socket_options.h); 0 or errno (ENOPROTOOPT: not on this OS). */
+  setOption(option: NativeOptionNumber, value: number): number;
+  /** Reads a socket option (the IPv6 level on an IPv6 socket), or an errno. */
+  getOption(option: NativeOptionNumber): { value: number } | number;
+  /**
+   * Joins or leaves a multicast group (with `source`: a source-specific membership) on
+   * `multicastInterface` (an IPv4 literal; for IPv6 "<literal>%<zone>", the zone an index or a
+   * name), null letting the OS pick; 0 or errno.
+   */
+  membership(join: boolean, group: string, source: string | null, multicastInterface: string | null): number;
+  /** The interface outgoing multicast leaves by, in membership()'s form; 0 or errno. */
+  setMulticastInterface(multicastInterface: string): number;
+  /** Dissolves connect()'s association (connect with AF_UNSPEC); 0 or errno. */
+  disconnect(): number;
   close(): number;
   /**
    * Sends datagrams [first, first + count) of `batch` (lib/batch.ts: ranges, spans, targets,

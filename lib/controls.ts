@@ -22,28 +22,30 @@ function checkInteger(value: unknown, name: string, min: number, max: number): n
  */
 export function nativeControls(controls: SendControls, family: 4 | 6, dualStack = false,
 ): NativeControls | undefined {
+  // Each field once: a getter cannot answer the check one thing and the send another.
+  const { sourceAddress, interfaceIndex, tos, ecn, ttl, segmentSize } = controls as Record<keyof SendControls, unknown>;
   const result: NativeControls = {};
   let any = false;
-  if (controls.sourceAddress !== undefined) {
-    result.sourceAddress = parseIpLiteral(controls.sourceAddress, family, dualStack).address;
+  if (sourceAddress !== undefined) {
+    result.sourceAddress = parseIpLiteral(sourceAddress, family, dualStack).address;
     any = true;
   }
-  if (controls.interfaceIndex !== undefined) {
-    result.interfaceIndex = checkInteger(controls.interfaceIndex, 'interfaceIndex', 0, 0xffffffff);
+  if (interfaceIndex !== undefined) {
+    result.interfaceIndex = checkInteger(interfaceIndex, 'interfaceIndex', 0, 0xffffffff);
     any = true;
   }
-  if (controls.tos !== undefined || controls.ecn !== undefined) {
-    const tos = controls.tos === undefined ? 0 : checkInteger(controls.tos, 'tos', 0, 255);
-    const ecn = controls.ecn === undefined ? tos & 3 : checkInteger(controls.ecn, 'ecn', 0, 3);
-    result.tos = (tos & ~3) | ecn;
+  if (tos !== undefined || ecn !== undefined) {
+    const byte = tos === undefined ? 0 : checkInteger(tos, 'tos', 0, 255);
+    const codepoint = ecn === undefined ? byte & 3 : checkInteger(ecn, 'ecn', 0, 3);
+    result.tos = (byte & ~3) | codepoint;
     any = true;
   }
-  if (controls.ttl !== undefined) {
-    result.ttl = checkInteger(controls.ttl, 'ttl', 1, 255);
+  if (ttl !== undefined) {
+    result.ttl = checkInteger(ttl, 'ttl', 1, 255);
     any = true;
   }
-  if (controls.segmentSize !== undefined) {
-    result.segmentSize = checkInteger(controls.segmentSize, 'segmentSize', 1, MAX_UDP_PAYLOAD[family]);
+  if (segmentSize !== undefined) {
+    result.segmentSize = checkInteger(segmentSize, 'segmentSize', 1, MAX_UDP_PAYLOAD[family]);
     any = true;
   }
   return any ? result : undefined;

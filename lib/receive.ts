@@ -6,6 +6,7 @@
 import * as os from 'node:os';
 import type { NativeAddress, NativeUdpSocket } from './binding';
 import { WskError } from './errors';
+import { checkOptionNames, RECEIVE_OPTION_NAMES } from './option-names';
 
 /** An address as Node's dgram reports it. */
 export interface AddressInfo {
@@ -69,11 +70,13 @@ export class DatagramReader {
 
   /** Reads a batch: at least one datagram, unless the timeout passes or the socket closes. */
   receiveBatch(options: ReceiveOptions = {}): Promise<ReceivedDatagram[]> {
-    const maxDatagrams = integer(options.maxDatagrams ?? 64, 'maxDatagrams', 1, 1024);
-    const slotSize = integer(options.slotSize ?? 65535, 'slotSize', 1, 1 << 20);
-    const timeoutMs = options.timeoutMs === undefined ? undefined
-      : integer(options.timeoutMs, 'timeoutMs', 0, 2 ** 31 - 1);
-    let arena = options.arena;
+    checkOptionNames(options, RECEIVE_OPTION_NAMES, 'receive');
+    // Each field once: a getter cannot answer the check one thing and the receive another.
+    const { maxDatagrams: max, slotSize: slot, timeoutMs: timeout, arena: given } = options;
+    const maxDatagrams = integer(max ?? 64, 'maxDatagrams', 1, 1024);
+    const slotSize = integer(slot ?? 65535, 'slotSize', 1, 1 << 20);
+    const timeoutMs = timeout === undefined ? undefined : integer(timeout, 'timeoutMs', 0, 2 ** 31 - 1);
+    let arena = given as unknown;
     if (arena !== undefined && !(arena instanceof Uint8Array)) throw new TypeError('arena must be a Uint8Array');
     if (arena !== undefined && arena.byteLength < maxDatagrams * slotSize) {
       throw new RangeError(`arena has ${arena.byteLength} bytes; maxDatagrams * slotSize needs ${maxDatagrams * slotSize}`);
@@ -84,7 +87,7 @@ export class DatagramReader {
       }
       arena = this.#arena;
     }
-    const target = arena;
+    const target = arena as Uint8Array;
     // One receive at a time, in call order.
     const run = this.#queue.then(() => this.#receive(target, slotSize, maxDatagrams, timeoutMs));
     this.#queue = run.catch(() => undefined);

@@ -13,15 +13,17 @@ import {
   type BatchInput,
   type Datagram,
 } from './batch';
-import { binding, type NativeControls, type NativeUdpSocket, type SocketStats } from './binding';
+import { binding, NativeOption, type NativeControls, type NativeUdpSocket, type SocketStats } from './binding';
 import { checkPort, parseIpLiteral } from './address';
 import { nativeControls } from './controls';
-import { describeValue } from './describe';
 import { WskError } from './errors';
+import { describeValue } from './describe';
 import {
   DatagramReader, toAddressInfo, type AddressInfo, type ReceivedDatagram, type ReceiveOptions,
 } from './receive';
 import { SendQueue } from './send-queue';
+import { checkOptionNames, RECEIVE_INFO_OPTION_NAMES, SEND_OPTION_NAMES } from './option-names';
+import * as sockopts from './socket-options';
 import {
   type BatchSender,
   type Destination,
@@ -77,8 +79,26 @@ export type SocketType = 'udp4' | 'udp6';
 
 export interface SocketOptions {
   type: SocketType;
-  /** SO_SNDBUF in bytes (the kernel may double or clamp it). */
+  /** SO_SNDBUF in bytes, as setSendBufferSize sets it. */
   sendBufferSize?: number;
+  /** SO_RCVBUF in bytes, as setRecvBufferSize sets it. */
+  recvBufferSize?: number;
+  /**
+   * SO_REUSEADDR, set before any bind (node:dgram's `reuseAddr`): sockets that all set it may
+   * bind the same address and port; each gets the multicast and broadcast datagrams, unicast
+   * goes to one. Windows: SO_REUSEADDR lets a socket bind a port another socket holds even when
+   * that one did not ask for it (unless it set SO_EXCLUSIVEADDRUSE), and which one receives
+   * unicast is undefined.
+   */
+  reuseAddr?: boolean;
+  /**
+   * SO_REUSEPORT, set before any bind: sockets of one user that all set it may bind the same
+   * address and port, and Linux (3.9+) spreads incoming datagrams over them by a hash of the
+   * source and destination address and port, each flow staying on one socket. macOS and the
+   * BSDs have the option without the spreading. Windows has none: createSocket throws a
+   * WskError ENOPROTOOPT (WSAENOPROTOOPT) there. (node:dgram has `reusePort` from Node 22.12.)
+   */
+  reusePort?: boolean;
   /**
    * Segmentation offload (default true): runs of equal-size datagrams to one destination go to
    * the kernel as one super-packet that it splits back into those datagrams (Linux UDP_SEGMENT,
@@ -130,41 +150,33 @@ export class UdpSocket extends EventEmitter implements BatchSender {
   #gso = true;
   readonly #dualStack: boolean;
 
-  constructor(options: SocketType | SocketOptions) {
+  constructor(socketOptions: SocketType | SocketOptions) {
     super();
-    const type = typeof options === 'string' ? options : options?.type;
-    if (type !== 'udp4' && type !== 'udp6') {
-      throw new TypeError(`socket type must be 'udp4' or 'udp6', got ${describeValue(type)}`);
-    }
-    const ipv6Only: unknown = typeof options === 'object' ? options.ipv6Only : undefined;
-    if (ipv6Only !== undefined && type !== 'udp6') {
+    const settings = sockopts.readSocketOptions(socketOptions);
+    const ipv6Only = settings.ipv6Only;
+    if (ipv6Only !== undefined && settings.type !== 'udp6') {
       throw new TypeError('ipv6Only is an option of udp6 sockets (a udp4 socket is IPv4 only)');
     }
     if (ipv6Only !== undefined && typeof ipv6Only !== 'boolean') {
       throw new TypeError(`ipv6Only must be a boolean, got ${describeValue(ipv6Only)}`);
     }
-    this.type = type;
-    this.family = type === 'udp6' ? 6 : 4;
+    this.type = settings.type;
+    this.family = settings.type === 'udp6' ? 6 : 4;
+    this.#gso = settings.gso ?? true;
     this.#dualStack = ipv6Only === false;
     this.#addresses = new DestinationCache(this.family, undefined, this.#dualStack);
     const native = new (binding().UdpSocket)();
     const error = native.open(this.family, !this.#dualStack);
     if (error !== 0) throw new WskError(error, 'socket');
+    try {
+      sockopts.applySocketOptions(native, settings);
+    } catch (e) {
+      native.close();
+      throw e;
+    }
     this.#native = native;
     this.#queue = new SendQueue(native, () => this.emit('drain'));
     this.#reader = new DatagramReader(native);
-    if (typeof options === 'object' && options.gso !== undefined) {
-      if (typeof options.gso !== 'boolean') throw new TypeError('gso must be a boolean');
-      this.#gso = options.gso;
-    }
-    if (typeof options === 'object' && options.sendBufferSize !== undefined) {
-      try {
-        this.setSendBufferSize(options.sendBufferSize);
-      } catch (e) {
-        native.close();
-        throw e;
-      }
-    }
   }
 
   /**
@@ -279,13 +291,12 @@ export class UdpSocket extends EventEmitter implements BatchSender {
     return toAddressInfo(remote);
   }
 
-  /** Sets SO_SNDBUF. */
+  /**
+   * Sets SO_SNDBUF. Linux caps the request at net.core.wmem_max unless the process has
+   * CAP_NET_ADMIN (then SO_SNDBUFFORCE sets it as asked), and doubles it.
+   */
   setSendBufferSize(bytes: number): void {
-    if (!Number.isInteger(bytes) || bytes < 1 || bytes > 0x7fffffff) {
-      throw new RangeError(`send buffer size must be an integer from 1 to 2^31-1, got ${bytes}`);
-    }
-    const error = this.#native.setSendBufferSize(bytes);
-    if (error !== 0) throw new WskError(error, 'setsockopt');
+    sockopts.setBufferSize(this.#native, 'send', bytes, 'setsockopt');
   }
 
   /** Reads SO_SNDBUF (Linux reports twice the size that was set). */
@@ -293,6 +304,105 @@ export class UdpSocket extends EventEmitter implements BatchSender {
     const size = this.#native.getSendBufferSize();
     if (typeof size === 'number') throw new WskError(size, 'getsockopt');
     return size.bytes;
+  }
+
+  /**
+   * Sets SO_RCVBUF (node:dgram's setRecvBufferSize). Linux caps the request at
+   * net.core.rmem_max, unless the process has CAP_NET_ADMIN: then SO_RCVBUFFORCE sets it as
+   * asked. Linux keeps, and getRecvBufferSize reports, twice the size set (room for its own
+   * bookkeeping), as dgram's getRecvBufferSize shows too. All platforms; the forced form Linux only.
+   */
+  setRecvBufferSize(bytes: number): void {
+    sockopts.setBufferSize(this.#native, 'receive', bytes, 'setRecvBufferSize');
+  }
+
+  /** Reads SO_RCVBUF, as the kernel reports it (Linux: twice the size set). */
+  getRecvBufferSize(): number {
+    return sockopts.getOption(this.#native, NativeOption.receiveBufferSize, 'getRecvBufferSize');
+  }
+
+  /** SO_BROADCAST: allows sends to a broadcast address (without it they fail EACCES). All platforms. */
+  setBroadcast(flag: boolean): void {
+    sockopts.setFlag(this.#native, NativeOption.broadcast, flag, 'setBroadcast');
+  }
+
+  /**
+   * The unicast TTL / hop limit, 1..255 (IP_TTL; IPV6_UNICAST_HOPS on udp6, and on Linux IP_TTL
+   * too, for a dual-stack socket's IPv4 traffic). Returns `ttl`, as dgram does. A send's `ttl`
+   * option overrides it for that send. All platforms.
+   */
+  setTTL(ttl: number): number {
+    return sockopts.setInteger(this.#native, NativeOption.ttl, ttl, 'ttl', 1, 255, 'setTTL');
+  }
+
+  /**
+   * The TOS / traffic-class byte, 0..255, ECN bits included (IP_TOS; IPV6_TCLASS on udp6, and on
+   * Linux IP_TOS too). node:dgram has no such method. Returns `tos`. A send's `tos`/`ecn` option
+   * overrides it for that send. Windows accepts IP_TOS but does not apply it (use QoS policies).
+   */
+  setTOS(tos: number): number {
+    return sockopts.setInteger(this.#native, NativeOption.tos, tos, 'tos', 0, 255, 'setTOS');
+  }
+
+  /** The TTL / hop limit of outgoing multicast, 0..255 (default 1). Returns `ttl`. All platforms. */
+  setMulticastTTL(ttl: number): number {
+    return sockopts.setInteger(this.#native, NativeOption.multicastTtl, ttl, 'ttl', 0, 255, 'setMulticastTTL');
+  }
+
+  /** Whether this host's own members of a group get the multicast it sends (default true). Returns `flag`. */
+  setMulticastLoopback(flag: boolean): boolean {
+    return sockopts.setFlag(this.#native, NativeOption.multicastLoopback, flag, 'setMulticastLoopback');
+  }
+
+  /**
+   * The interface outgoing multicast leaves by: udp4, an IPv4 address of it ('0.0.0.0': the
+   * OS picks); udp6, '::%<name or index>' ('::': the OS picks). Unlike dgram, an unknown
+   * interface name is an error (ENODEV) instead of the default interface. Windows: index only.
+   */
+  setMulticastInterface(interfaceAddress: string): void {
+    sockopts.setMulticastInterface(this.#native, this.family, interfaceAddress);
+  }
+
+  /**
+   * Joins `multicastAddress` (IP_ADD_MEMBERSHIP / IPV6_JOIN_GROUP) on `multicastInterface`
+   * (setMulticastInterface's form; default: the OS picks). Works before bind too (dgram binds
+   * the socket to the wildcard first; this socket stays as it is). All platforms.
+   */
+  addMembership(multicastAddress: string, multicastInterface?: string): void {
+    sockopts.setMembership(this.#native, this.family, true, multicastAddress, undefined, multicastInterface, 'addMembership');
+  }
+
+  /** Leaves a group joined with addMembership. */
+  dropMembership(multicastAddress: string, multicastInterface?: string): void {
+    sockopts.setMembership(this.#native, this.family, false, multicastAddress, undefined, multicastInterface, 'dropMembership');
+  }
+
+  /**
+   * Joins `groupAddress` for datagrams from `sourceAddress` only (IP_ADD_SOURCE_MEMBERSHIP;
+   * MCAST_JOIN_SOURCE_GROUP on udp6). All platforms with IGMPv3 / MLDv2 (Linux, Windows, macOS).
+   */
+  addSourceSpecificMembership(sourceAddress: string, groupAddress: string, multicastInterface?: string): void {
+    sockopts.setMembership(this.#native, this.family, true, groupAddress, sourceAddress, multicastInterface,
+      'addSourceSpecificMembership');
+  }
+
+  /** Leaves a source-specific membership. */
+  dropSourceSpecificMembership(sourceAddress: string, groupAddress: string, multicastInterface?: string): void {
+    sockopts.setMembership(this.#native, this.family, false, groupAddress, sourceAddress, multicastInterface,
+      'dropSourceSpecificMembership');
+  }
+
+  /**
+   * Undoes connect() (connect with AF_UNSPEC): later sends need a destination again and
+   * remoteAddress() fails ENOTCONN. A socket that is not connected throws a TypeError with code
+   * ERR_SOCKET_DGRAM_NOT_CONNECTED (dgram throws a plain Error with that code). Linux gives back
+   * a port the kernel picked (bind to port 0, or none): the next send or bind picks a new one.
+   * Call it when nothing waits (`await socket.drained()`): a send still queued for the old remote
+   * has no destination afterwards.
+   */
+  disconnect(): void {
+    sockopts.disconnect(this.#native, this.#remote !== null);
+    this.#remote = null;
   }
 
   /**
@@ -406,7 +516,7 @@ export class UdpSocket extends EventEmitter implements BatchSender {
     if (options === undefined) {
       return { family: this.family, segment: this.#gso, continueOnError: manyDestinations, controls: undefined };
     }
-    if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+    checkOptionNames(options, SEND_OPTION_NAMES, 'send');
     // Each field once: a getter cannot answer one thing to the check and another to the send.
     const gso: unknown = options.gso;
     const segment = gso === undefined ? this.#gso : gso;
@@ -481,8 +591,9 @@ export class UdpSocket extends EventEmitter implements BatchSender {
    * TOS / traffic class and its TTL / hop limit; with `gro`, to coalesce datagrams of one flow
    * (UDP_GRO), each batch entry then carrying its `segmentSize`. Linux only.
    */
-  enableReceiveInfo(options: { gro?: boolean } = {}): void {
-    const gro = options.gro ?? false;
+  enableReceiveInfo(infoOptions: { gro?: boolean } = {}): void {
+    checkOptionNames(infoOptions, RECEIVE_INFO_OPTION_NAMES, 'enableReceiveInfo');
+    const gro: unknown = infoOptions.gro ?? false;
     if (typeof gro !== 'boolean') throw new TypeError('gro must be a boolean');
     const error = this.#native.enableReceiveInfo(gro);
     if (error !== 0) throw new WskError(error, 'setsockopt');

@@ -72,6 +72,28 @@ int SetSendBufferSize(SocketHandle socket, int bytes);
 int GetSendBufferSize(SocketHandle socket, int* bytes);
 int CloseSocket(SocketHandle socket);
 
+// Dissolves the association connect() made (connect with AF_UNSPEC; on Windows with the zero
+// address), so that sends need a destination again.
+int DisconnectSocket(SocketHandle socket, IpFamily family);
+
+// The interface a multicast call names. IPv4: an address of the interface, network byte order
+// (all zero: the OS picks). IPv6: the interface index (0: the OS picks).
+struct MulticastInterface {
+  uint8_t ipv4[4] = {0, 0, 0, 0};
+  uint32_t index = 0;
+};
+
+// The index of the interface called `name` (if_nametoindex); ENODEV when there is none. Windows:
+// names are not looked up (WSAEINVAL); give the index.
+int InterfaceIndex(const char* name, uint32_t* index);
+// Joins (`join`) or leaves `group` on the interface `via`; with `source`, the source-specific
+// membership of `source` in `group` (IP_ADD_SOURCE_MEMBERSHIP / MCAST_JOIN_SOURCE_GROUP and their
+// drops).
+int SetMembership(SocketHandle socket, IpFamily family, bool join, const SocketAddress& group,
+                  const SocketAddress* source, const MulticastInterface& via);
+// The interface outgoing multicast leaves by (IP_MULTICAST_IF / IPV6_MULTICAST_IF).
+int SetMulticastInterface(SocketHandle socket, IpFamily family, const MulticastInterface& via);
+
 }  // namespace wsk
 
 #endif  // WSK_DGRAM_OS_SOCKET_H_

@@ -1,6 +1,7 @@
 // Socket operations for Linux and other POSIX systems.
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <unistd.h>
 
@@ -8,6 +9,7 @@
 #include <cstring>
 
 #include "os_socket.h"
+#include "socket_options.h"
 
 namespace wsk {
 
@@ -113,6 +115,200 @@ int SetSendBufferSize(SocketHandle socket, int bytes) {
 int GetSendBufferSize(SocketHandle socket, int* bytes) {
   socklen_t length = sizeof(*bytes);
   return getsockopt(socket, SOL_SOCKET, SO_SNDBUF, bytes, &length) == 0 ? 0 : errno;
+}
+
+namespace {
+
+int SetInt(SocketHandle socket, int level, int name, int value) {
+  return setsockopt(socket, level, name, &value, sizeof(value)) == 0 ? 0 : errno;
+}
+
+int GetInt(SocketHandle socket, int level, int name, int* value) {
+  socklen_t length = sizeof(*value);
+  return getsockopt(socket, level, name, value, &length) == 0 ? 0 : errno;
+}
+
+// IP_MULTICAST_TTL and IP_MULTICAST_LOOP: OpenBSD and Solaris take only a u_char there; the
+// others take an int (Linux, macOS and FreeBSD take either).
+int SetMulticastByte(SocketHandle socket, int name, int value) {
+#if defined(__OpenBSD__) || defined(__sun)
+  const unsigned char byte = static_cast<unsigned char>(value);
+  return setsockopt(socket, IPPROTO_IP, name, &byte, sizeof(byte)) == 0 ? 0 : errno;
+#else
+  return SetInt(socket, IPPROTO_IP, name, value);
+#endif
+}
+
+// The IPv4/IPv6 level and names of a per-family option.
+struct LevelNames {
+  int v4;
+  int v6;
+};
+
+// Sets the family's option; for an IPv6 socket on Linux also the IPv4-level one, which is what
+// the kernel applies to a dual-stack socket's IPv4 (v4-mapped) traffic. Linux takes IPv4-level
+// options on every IPv6 UDP socket, IPv6-only ones included (ipv6_setsockopt hands SOL_IP to
+// the IPv4 code), so a refusal there is a real error and is reported.
+int SetPerFamily(SocketHandle socket, IpFamily family, LevelNames names, int value,
+                 bool multicast_byte) {
+  auto set_v4 = [&]() {
+    return multicast_byte ? SetMulticastByte(socket, names.v4, value)
+                          : SetInt(socket, IPPROTO_IP, names.v4, value);
+  };
+  if (family == IpFamily::kV4) return set_v4();
+  if (int error = SetInt(socket, IPPROTO_IPV6, names.v6, value)) return error;
+#ifdef __linux__
+  return set_v4();
+#else
+  return 0;
+#endif
+}
+
+}  // namespace
+
+int SetSocketOption(SocketHandle socket, IpFamily family, SocketOption option, int value) {
+  switch (option) {
+    case SocketOption::kReuseAddress:
+      return SetInt(socket, SOL_SOCKET, SO_REUSEADDR, value);
+    case SocketOption::kReusePort:
+#ifdef SO_REUSEPORT
+      return SetInt(socket, SOL_SOCKET, SO_REUSEPORT, value);
+#else
+      return ENOPROTOOPT;
+#endif
+    case SocketOption::kBroadcast:
+      return SetInt(socket, SOL_SOCKET, SO_BROADCAST, value);
+    case SocketOption::kTtl:
+      return SetPerFamily(socket, family, {IP_TTL, IPV6_UNICAST_HOPS}, value, false);
+    case SocketOption::kTos:
+      return SetPerFamily(socket, family, {IP_TOS, IPV6_TCLASS}, value, false);
+    case SocketOption::kMulticastTtl:
+      return SetPerFamily(socket, family, {IP_MULTICAST_TTL, IPV6_MULTICAST_HOPS}, value, true);
+    case SocketOption::kMulticastLoopback:
+      return SetPerFamily(socket, family, {IP_MULTICAST_LOOP, IPV6_MULTICAST_LOOP}, value, true);
+    case SocketOption::kReceiveBufferSize:
+      return SetInt(socket, SOL_SOCKET, SO_RCVBUF, value);
+    case SocketOption::kReceiveBufferForce:
+#ifdef SO_RCVBUFFORCE
+      return SetInt(socket, SOL_SOCKET, SO_RCVBUFFORCE, value);
+#else
+      return ENOPROTOOPT;
+#endif
+    case SocketOption::kSendBufferForce:
+#ifdef SO_SNDBUFFORCE
+      return SetInt(socket, SOL_SOCKET, SO_SNDBUFFORCE, value);
+#else
+      return ENOPROTOOPT;
+#endif
+    case SocketOption::kSendBufferSize:
+      return SetInt(socket, SOL_SOCKET, SO_SNDBUF, value);
+  }
+  return ENOPROTOOPT;
+}
+
+int GetSocketOption(SocketHandle socket, IpFamily family, SocketOption option, int* value) {
+  const bool v6 = family == IpFamily::kV6;
+  switch (option) {
+    case SocketOption::kReuseAddress:
+      return GetInt(socket, SOL_SOCKET, SO_REUSEADDR, value);
+    case SocketOption::kReusePort:
+#ifdef SO_REUSEPORT
+      return GetInt(socket, SOL_SOCKET, SO_REUSEPORT, value);
+#else
+      return ENOPROTOOPT;
+#endif
+    case SocketOption::kBroadcast:
+      return GetInt(socket, SOL_SOCKET, SO_BROADCAST, value);
+    case SocketOption::kTtl:
+      return v6 ? GetInt(socket, IPPROTO_IPV6, IPV6_UNICAST_HOPS, value)
+                : GetInt(socket, IPPROTO_IP, IP_TTL, value);
+    case SocketOption::kTos:
+      return v6 ? GetInt(socket, IPPROTO_IPV6, IPV6_TCLASS, value)
+                : GetInt(socket, IPPROTO_IP, IP_TOS, value);
+    case SocketOption::kMulticastTtl:
+    case SocketOption::kMulticastLoopback: {
+      const bool ttl = option == SocketOption::kMulticastTtl;
+      if (v6) {
+        return GetInt(socket, IPPROTO_IPV6, ttl ? IPV6_MULTICAST_HOPS : IPV6_MULTICAST_LOOP, value);
+      }
+      // The kernel may answer with one byte (BSDs); read into a zeroed int either way.
+      *value = 0;
+      return GetInt(socket, IPPROTO_IP, ttl ? IP_MULTICAST_TTL : IP_MULTICAST_LOOP, value);
+    }
+    case SocketOption::kReceiveBufferSize:
+    case SocketOption::kReceiveBufferForce:
+      return GetInt(socket, SOL_SOCKET, SO_RCVBUF, value);
+    case SocketOption::kSendBufferSize:
+    case SocketOption::kSendBufferForce:
+      return GetInt(socket, SOL_SOCKET, SO_SNDBUF, value);
+  }
+  return ENOPROTOOPT;
+}
+
+int DisconnectSocket(SocketHandle socket, IpFamily) {
+  sockaddr_storage unspecified{};
+  unspecified.ss_family = AF_UNSPEC;
+  if (connect(socket, reinterpret_cast<const sockaddr*>(&unspecified), sizeof(unspecified)) == 0) {
+    return 0;
+  }
+  // macOS and the BSDs dissolve the association and then report EAFNOSUPPORT (libuv ignores it
+  // the same way); Linux takes AF_UNSPEC as "disconnect" (inet_dgram_connect).
+  return errno == EAFNOSUPPORT ? 0 : errno;
+}
+
+int InterfaceIndex(const char* name, uint32_t* index) {
+  errno = 0;
+  const unsigned found = if_nametoindex(name);
+  if (found == 0) return errno == 0 || errno == ENXIO ? ENODEV : errno;
+  *index = found;
+  return 0;
+}
+
+int SetMembership(SocketHandle socket, IpFamily family, bool join, const SocketAddress& group,
+                  const SocketAddress* source, const MulticastInterface& via) {
+  if (family == IpFamily::kV4) {
+    const auto& group4 = reinterpret_cast<const sockaddr_in*>(&group.storage)->sin_addr;
+    if (source == nullptr) {
+      ip_mreq request{};
+      request.imr_multiaddr = group4;
+      std::memcpy(&request.imr_interface, via.ipv4, 4);
+      const int name = join ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP;
+      return setsockopt(socket, IPPROTO_IP, name, &request, sizeof(request)) == 0 ? 0 : errno;
+    }
+    // Field by name: Linux and the BSDs order ip_mreq_source's members differently.
+    ip_mreq_source request{};
+    request.imr_multiaddr = group4;
+    request.imr_sourceaddr = reinterpret_cast<const sockaddr_in*>(&source->storage)->sin_addr;
+    std::memcpy(&request.imr_interface, via.ipv4, 4);
+    const int name = join ? IP_ADD_SOURCE_MEMBERSHIP : IP_DROP_SOURCE_MEMBERSHIP;
+    return setsockopt(socket, IPPROTO_IP, name, &request, sizeof(request)) == 0 ? 0 : errno;
+  }
+  if (source == nullptr) {
+    ipv6_mreq request{};
+    request.ipv6mr_multiaddr = reinterpret_cast<const sockaddr_in6*>(&group.storage)->sin6_addr;
+    request.ipv6mr_interface = via.index;
+    const int name = join ? IPV6_JOIN_GROUP : IPV6_LEAVE_GROUP;
+    return setsockopt(socket, IPPROTO_IPV6, name, &request, sizeof(request)) == 0 ? 0 : errno;
+  }
+  // The protocol-independent (RFC 3678) form: IPv6 has no source-specific ipv6_mreq.
+  group_source_req request{};
+  request.gsr_interface = via.index;
+  std::memcpy(&request.gsr_group, &group.storage, group.length);
+  std::memcpy(&request.gsr_source, &source->storage, source->length);
+  const int name = join ? MCAST_JOIN_SOURCE_GROUP : MCAST_LEAVE_SOURCE_GROUP;
+  return setsockopt(socket, IPPROTO_IPV6, name, &request, sizeof(request)) == 0 ? 0 : errno;
+}
+
+int SetMulticastInterface(SocketHandle socket, IpFamily family, const MulticastInterface& via) {
+  if (family == IpFamily::kV4) {
+    in_addr address{};
+    std::memcpy(&address, via.ipv4, 4);
+    return setsockopt(socket, IPPROTO_IP, IP_MULTICAST_IF, &address, sizeof(address)) == 0 ? 0
+                                                                                           : errno;
+  }
+  const unsigned index = via.index;
+  return setsockopt(socket, IPPROTO_IPV6, IPV6_MULTICAST_IF, &index, sizeof(index)) == 0 ? 0
+                                                                                         : errno;
 }
 
 int CloseSocket(SocketHandle socket) {

@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "os_socket.h"
+#include "socket_options.h"
 
 namespace wsk {
 namespace {
@@ -136,6 +137,155 @@ int GetSendBufferSize(SocketHandle socket, int* bytes) {
   return getsockopt(socket, SOL_SOCKET, SO_SNDBUF, reinterpret_cast<char*>(bytes), &length) == 0
              ? 0
              : WSAGetLastError();
+}
+
+namespace {
+
+int SetInt(SocketHandle socket, int level, int name, int value) {
+  const DWORD word = static_cast<DWORD>(value);
+  return setsockopt(socket, level, name, reinterpret_cast<const char*>(&word), sizeof(word)) == 0
+             ? 0
+             : WSAGetLastError();
+}
+
+int GetInt(SocketHandle socket, int level, int name, int* value) {
+  DWORD word = 0;
+  int length = sizeof(word);
+  if (getsockopt(socket, level, name, reinterpret_cast<char*>(&word), &length) != 0) {
+    return WSAGetLastError();
+  }
+  *value = static_cast<int>(word);
+  return 0;
+}
+
+}  // namespace
+
+// Windows has no SO_REUSEPORT and no forced buffer sizes: WSAENOPROTOOPT. Its SO_REUSEADDR lets
+// a socket bind a port another socket holds whether or not that one asked for it (unless it set
+// SO_EXCLUSIVEADDRUSE). IPv6 sockets get the IPv6-level options only.
+int SetSocketOption(SocketHandle socket, IpFamily family, SocketOption option, int value) {
+  const bool v6 = family == IpFamily::kV6;
+  switch (option) {
+    case SocketOption::kReuseAddress:
+      return SetInt(socket, SOL_SOCKET, SO_REUSEADDR, value);
+    case SocketOption::kBroadcast:
+      return SetInt(socket, SOL_SOCKET, SO_BROADCAST, value);
+    case SocketOption::kTtl:
+      return v6 ? SetInt(socket, IPPROTO_IPV6, IPV6_UNICAST_HOPS, value)
+                : SetInt(socket, IPPROTO_IP, IP_TTL, value);
+    case SocketOption::kTos:
+      return v6 ? SetInt(socket, IPPROTO_IPV6, IPV6_TCLASS, value)
+                : SetInt(socket, IPPROTO_IP, IP_TOS, value);
+    case SocketOption::kMulticastTtl:
+      return v6 ? SetInt(socket, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, value)
+                : SetInt(socket, IPPROTO_IP, IP_MULTICAST_TTL, value);
+    case SocketOption::kMulticastLoopback:
+      return v6 ? SetInt(socket, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, value)
+                : SetInt(socket, IPPROTO_IP, IP_MULTICAST_LOOP, value);
+    case SocketOption::kReceiveBufferSize:
+      return SetInt(socket, SOL_SOCKET, SO_RCVBUF, value);
+    case SocketOption::kSendBufferSize:
+      return SetInt(socket, SOL_SOCKET, SO_SNDBUF, value);
+    case SocketOption::kReusePort:
+    case SocketOption::kReceiveBufferForce:
+    case SocketOption::kSendBufferForce:
+      return WSAENOPROTOOPT;
+  }
+  return WSAENOPROTOOPT;
+}
+
+int GetSocketOption(SocketHandle socket, IpFamily family, SocketOption option, int* value) {
+  const bool v6 = family == IpFamily::kV6;
+  switch (option) {
+    case SocketOption::kReuseAddress:
+      return GetInt(socket, SOL_SOCKET, SO_REUSEADDR, value);
+    case SocketOption::kBroadcast:
+      return GetInt(socket, SOL_SOCKET, SO_BROADCAST, value);
+    case SocketOption::kTtl:
+      return v6 ? GetInt(socket, IPPROTO_IPV6, IPV6_UNICAST_HOPS, value)
+                : GetInt(socket, IPPROTO_IP, IP_TTL, value);
+    case SocketOption::kTos:
+      return v6 ? GetInt(socket, IPPROTO_IPV6, IPV6_TCLASS, value)
+                : GetInt(socket, IPPROTO_IP, IP_TOS, value);
+    case SocketOption::kMulticastTtl:
+      return v6 ? GetInt(socket, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, value)
+                : GetInt(socket, IPPROTO_IP, IP_MULTICAST_TTL, value);
+    case SocketOption::kMulticastLoopback:
+      return v6 ? GetInt(socket, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, value)
+                : GetInt(socket, IPPROTO_IP, IP_MULTICAST_LOOP, value);
+    case SocketOption::kReceiveBufferSize:
+      return GetInt(socket, SOL_SOCKET, SO_RCVBUF, value);
+    case SocketOption::kSendBufferSize:
+      return GetInt(socket, SOL_SOCKET, SO_SNDBUF, value);
+    case SocketOption::kReusePort:
+    case SocketOption::kReceiveBufferForce:
+    case SocketOption::kSendBufferForce:
+      return WSAENOPROTOOPT;
+  }
+  return WSAENOPROTOOPT;
+}
+
+int DisconnectSocket(SocketHandle socket, IpFamily family) {
+  // Winsock dissolves a datagram socket's association on a connect to the zero address.
+  SocketAddress zero;
+  zero.storage.ss_family = family == IpFamily::kV6 ? AF_INET6 : AF_INET;
+  zero.length = family == IpFamily::kV6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+  return connect(socket, reinterpret_cast<const sockaddr*>(&zero.storage), zero.length) == 0
+             ? 0
+             : WSAGetLastError();
+}
+
+int InterfaceIndex(const char*, uint32_t*) { return WSAEINVAL; }
+
+int SetMembership(SocketHandle socket, IpFamily family, bool join, const SocketAddress& group,
+                  const SocketAddress* source, const MulticastInterface& via) {
+  int result = 0;
+  if (family == IpFamily::kV4) {
+    const IN_ADDR group4 = reinterpret_cast<const sockaddr_in*>(&group.storage)->sin_addr;
+    if (source == nullptr) {
+      ip_mreq request{};
+      request.imr_multiaddr = group4;
+      std::memcpy(&request.imr_interface, via.ipv4, 4);
+      result = setsockopt(socket, IPPROTO_IP, join ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP,
+                          reinterpret_cast<const char*>(&request), sizeof(request));
+    } else {
+      ip_mreq_source request{};
+      request.imr_multiaddr = group4;
+      request.imr_sourceaddr = reinterpret_cast<const sockaddr_in*>(&source->storage)->sin_addr;
+      std::memcpy(&request.imr_interface, via.ipv4, 4);
+      result = setsockopt(socket, IPPROTO_IP,
+                          join ? IP_ADD_SOURCE_MEMBERSHIP : IP_DROP_SOURCE_MEMBERSHIP,
+                          reinterpret_cast<const char*>(&request), sizeof(request));
+    }
+  } else if (source == nullptr) {
+    ipv6_mreq request{};
+    request.ipv6mr_multiaddr = reinterpret_cast<const sockaddr_in6*>(&group.storage)->sin6_addr;
+    request.ipv6mr_interface = via.index;
+    result = setsockopt(socket, IPPROTO_IPV6, join ? IPV6_ADD_MEMBERSHIP : IPV6_DROP_MEMBERSHIP,
+                        reinterpret_cast<const char*>(&request), sizeof(request));
+  } else {
+    GROUP_SOURCE_REQ request{};
+    request.gsr_interface = via.index;
+    std::memcpy(&request.gsr_group, &group.storage, group.length);
+    std::memcpy(&request.gsr_source, &source->storage, source->length);
+    result =
+        setsockopt(socket, IPPROTO_IPV6, join ? MCAST_JOIN_SOURCE_GROUP : MCAST_LEAVE_SOURCE_GROUP,
+                   reinterpret_cast<const char*>(&request), sizeof(request));
+  }
+  return result == 0 ? 0 : WSAGetLastError();
+}
+
+int SetMulticastInterface(SocketHandle socket, IpFamily family, const MulticastInterface& via) {
+  int result = 0;
+  if (family == IpFamily::kV4) {
+    result =
+        setsockopt(socket, IPPROTO_IP, IP_MULTICAST_IF, reinterpret_cast<const char*>(via.ipv4), 4);
+  } else {
+    const DWORD index = via.index;
+    result = setsockopt(socket, IPPROTO_IPV6, IPV6_MULTICAST_IF,
+                        reinterpret_cast<const char*>(&index), sizeof(index));
+  }
+  return result == 0 ? 0 : WSAGetLastError();
 }
 
 int CloseSocket(SocketHandle socket) { return closesocket(socket) == 0 ? 0 : WSAGetLastError(); }

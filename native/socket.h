@@ -74,6 +74,11 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
   Napi::Value RemoteAddress(const Napi::CallbackInfo& info);
   Napi::Value SetSendBufferSize(const Napi::CallbackInfo& info);
   Napi::Value GetSendBufferSize(const Napi::CallbackInfo& info);
+  Napi::Value SetOption(const Napi::CallbackInfo& info);
+  Napi::Value GetOption(const Napi::CallbackInfo& info);
+  Napi::Value Membership(const Napi::CallbackInfo& info);
+  Napi::Value SetMulticastInterface(const Napi::CallbackInfo& info);
+  Napi::Value Disconnect(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value Send(const Napi::CallbackInfo& info);
   Napi::Value StartPolling(const Napi::CallbackInfo& info);

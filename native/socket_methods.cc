@@ -11,6 +11,7 @@
 
 #include "recv.h"
 #include "socket.h"
+#include "socket_options.h"
 
 namespace wsk {
 namespace {
@@ -25,6 +26,60 @@ uint32_t Uint32Argument(const Napi::CallbackInfo& info, size_t index, const char
                std::string(name) + " must be an integer from 0 to " + std::to_string(max));
   }
   return static_cast<uint32_t>(number);
+}
+
+// A string argument of at most `max_length` bytes without NUL, as UTF-8; throws otherwise.
+std::string TextArgument(const Napi::CallbackInfo& info, size_t index, const char* name,
+                         size_t max_length) {
+  if (!info[index].IsString()) ThrowType(info.Env(), std::string(name) + " must be a string");
+  std::string text = info[index].As<Napi::String>().Utf8Value();
+  if (text.size() > max_length) ThrowRange(info.Env(), std::string(name) + " is too long");
+  if (text.find('\0') != std::string::npos) {
+    ThrowType(info.Env(), std::string(name) + " contains a NUL character");
+  }
+  return text;
+}
+
+bool Absent(const Napi::Value& value) { return value.IsUndefined() || value.IsNull(); }
+
+// A multicast interface argument: absent (the OS picks), for IPv4 an IPv4 literal, for IPv6
+// "<IPv6 literal>%<zone>" or "<IPv6 literal>" where only the zone counts (an index, or a name
+// looked up with InterfaceIndex), as node:dgram reads it. Throws for malformed text; returns 0
+// or the OS error of the name lookup.
+int InterfaceArgument(const Napi::CallbackInfo& info, size_t index, IpFamily family,
+                      MulticastInterface* out) {
+  *out = MulticastInterface{};
+  if (Absent(info[index])) return 0;
+  Napi::Env env = info.Env();
+  const std::string text = TextArgument(info, index, "interface", 64 + 1 + 16);
+  SocketAddress parsed;
+  if (family == IpFamily::kV4) {
+    if (MakeAddress(family, text.c_str(), 0, 0, &parsed) != 0) {
+      ThrowType(env, "interface is not an IPv4 literal: " + text);
+    }
+    AddressBytes(parsed, out->ipv4);
+    return 0;
+  }
+  const size_t percent = text.find('%');
+  const std::string literal = text.substr(0, percent);
+  if (MakeAddress(family, literal.c_str(), 0, 0, &parsed) != 0) {
+    ThrowType(env, "interface is not an IPv6 literal with an optional %zone: " + text);
+  }
+  if (percent == std::string::npos) return 0;
+  const std::string zone = text.substr(percent + 1);
+  if (zone.empty() || zone.size() > 16) ThrowType(env, "interface zone must be 1 to 16 characters");
+  if (zone.find_first_not_of("0123456789") == std::string::npos) {
+    uint64_t number = 0;
+    for (char digit : zone) {
+      number = number * 10 + static_cast<uint64_t>(digit - '0');
+      if (number > std::numeric_limits<uint32_t>::max()) {
+        ThrowRange(env, "interface index must be at most 2^32-1");
+      }
+    }
+    out->index = static_cast<uint32_t>(number);
+    return 0;
+  }
+  return InterfaceIndex(zone.c_str(), &out->index);
 }
 
 Napi::Value AddressObject(Napi::Env env, const SocketAddress& address) {
@@ -80,6 +135,11 @@ Napi::Function UdpSocket::Define(Napi::Env env) {
                          InstanceMethod<&UdpSocket::RemoteAddress>("remoteAddress"),
                          InstanceMethod<&UdpSocket::SetSendBufferSize>("setSendBufferSize"),
                          InstanceMethod<&UdpSocket::GetSendBufferSize>("getSendBufferSize"),
+                         InstanceMethod<&UdpSocket::SetOption>("setOption"),
+                         InstanceMethod<&UdpSocket::GetOption>("getOption"),
+                         InstanceMethod<&UdpSocket::Membership>("membership"),
+                         InstanceMethod<&UdpSocket::SetMulticastInterface>("setMulticastInterface"),
+                         InstanceMethod<&UdpSocket::Disconnect>("disconnect"),
                          InstanceMethod<&UdpSocket::Close>("close"),
                          InstanceMethod<&UdpSocket::Send>("send"),
                          InstanceMethod<&UdpSocket::StartPolling>("startPolling"),
@@ -240,6 +300,89 @@ Napi::Value UdpSocket::GetSendBufferSize(const Napi::CallbackInfo& info) {
   Napi::Object result = Napi::Object::New(env);
   result.Set("bytes", Napi::Number::New(env, bytes));
   return result;
+}
+
+// Reads a SocketOption number at info[0]; throws RangeError for one that is not known.
+static SocketOption OptionArgument(const Napi::CallbackInfo& info, int* min, int* max) {
+  const uint32_t option = Uint32Argument(info, 0, "option", 1000);
+  if (!SocketOptionRange(static_cast<int>(option), min, max)) {
+    ThrowRange(info.Env(), "unknown socket option " + std::to_string(option));
+  }
+  return static_cast<SocketOption>(option);
+}
+
+// setOption(option, value) -> errno
+Napi::Value UdpSocket::SetOption(const Napi::CallbackInfo& info) {
+  int min = 0;
+  int max = 0;
+  const SocketOption option = OptionArgument(info, &min, &max);
+  Napi::Value value = info[1];
+  if (!value.IsNumber()) ThrowType(info.Env(), "option value must be a number");
+  const double number = value.As<Napi::Number>().DoubleValue();
+  if (!(number >= min) || number > max || std::floor(number) != number) {
+    ThrowRange(info.Env(), "option value must be an integer from " + std::to_string(min) + " to " +
+                               std::to_string(max));
+  }
+  if (handle_ == kInvalidSocket) return Napi::Number::New(info.Env(), kErrorBadHandle);
+  return Napi::Number::New(info.Env(),
+                           SetSocketOption(handle_, family_, option, static_cast<int>(number)));
+}
+
+// getOption(option) -> { value } | errno
+Napi::Value UdpSocket::GetOption(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int min = 0;
+  int max = 0;
+  const SocketOption option = OptionArgument(info, &min, &max);
+  if (handle_ == kInvalidSocket) return Napi::Number::New(env, kErrorBadHandle);
+  int value = 0;
+  if (int error = GetSocketOption(handle_, family_, option, &value)) {
+    return Napi::Number::New(env, error);
+  }
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("value", Napi::Number::New(env, value));
+  return result;
+}
+
+// membership(join, group, source | null, interface | null) -> errno
+Napi::Value UdpSocket::Membership(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsBoolean()) ThrowType(env, "join must be a boolean");
+  const bool join = info[0].As<Napi::Boolean>().Value();
+  const std::string group_text = TextArgument(info, 1, "group", 64);
+  SocketAddress group;
+  if (MakeAddress(family_, group_text.c_str(), 0, 0, &group) != 0) {
+    ThrowType(env, "group is not an IP literal of the socket's family: " + group_text);
+  }
+  SocketAddress source;
+  const bool has_source = !Absent(info[2]);
+  if (has_source) {
+    const std::string source_text = TextArgument(info, 2, "source", 64);
+    if (MakeAddress(family_, source_text.c_str(), 0, 0, &source) != 0) {
+      ThrowType(env, "source is not an IP literal of the socket's family: " + source_text);
+    }
+  }
+  MulticastInterface via;
+  if (int error = InterfaceArgument(info, 3, family_, &via)) return Napi::Number::New(env, error);
+  if (handle_ == kInvalidSocket) return Napi::Number::New(env, kErrorBadHandle);
+  return Napi::Number::New(
+      env, SetMembership(handle_, family_, join, group, has_source ? &source : nullptr, via));
+}
+
+// setMulticastInterface(interface) -> errno
+Napi::Value UdpSocket::SetMulticastInterface(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString()) ThrowType(env, "interface must be a string");
+  MulticastInterface via;
+  if (int error = InterfaceArgument(info, 0, family_, &via)) return Napi::Number::New(env, error);
+  if (handle_ == kInvalidSocket) return Napi::Number::New(env, kErrorBadHandle);
+  return Napi::Number::New(env, wsk::SetMulticastInterface(handle_, family_, via));
+}
+
+// disconnect() -> errno
+Napi::Value UdpSocket::Disconnect(const Napi::CallbackInfo& info) {
+  if (handle_ == kInvalidSocket) return Napi::Number::New(info.Env(), kErrorBadHandle);
+  return Napi::Number::New(info.Env(), DisconnectSocket(handle_, family_));
 }
 
 Napi::Value UdpSocket::Close(const Napi::CallbackInfo& info) {

@@ -343,6 +343,55 @@ async function main() {
     }
   });
 
+  // ---- socket options (os_socket_win.cc) ----
+  await test('socket options: setBroadcast lifts WSAEACCES; TTL, TOS, multicast setters and the receive buffer', () => {
+    const socket = lib.createSocket({ type: 'udp4', reuseAddr: true, recvBufferSize: 65536 });
+    try {
+      socket.bind(0, '127.0.0.1');
+      socket.setBroadcast(true);
+      let after = 'sent';
+      try {
+        socket.trySendBatch([Buffer.alloc(8)], 9, '255.255.255.255');
+      } catch (error) {
+        assert(error.code !== 'EACCES', `still EACCES after setBroadcast: ${describeError(error)}`);
+        after = error.code;
+      }
+      assert(socket.setTTL(9) === 9 && socket.setTOS(0x28) === 0x28, 'setTTL / setTOS did not return their values');
+      assert(socket.setMulticastTTL(3) === 3 && socket.setMulticastLoopback(false) === false, 'multicast setters');
+      socket.setMulticastInterface('127.0.0.1');
+      socket.addMembership('239.1.2.3', '127.0.0.1');
+      socket.dropMembership('239.1.2.3', '127.0.0.1');
+      const size = socket.getRecvBufferSize();
+      assert(size >= 65536, `SO_RCVBUF ${size}`);
+      return `broadcast after setBroadcast: ${after}; SO_RCVBUF ${size}`;
+    } finally {
+      socket.close();
+    }
+  });
+
+  await test('reusePort: no SO_REUSEPORT on Windows, WskError ENOPROTOOPT (WSAENOPROTOOPT)', () => {
+    return expectWskError(() => lib.createSocket({ type: 'udp4', reusePort: true }), 'ENOPROTOOPT', 'STATUS_INVALID_PARAMETER');
+  });
+
+  await test('disconnect: connect to the zero address dissolves the association', () => {
+    const socket = lib.createSocket('udp4');
+    try {
+      socket.connect(9, '127.0.0.1');
+      socket.disconnect();
+      assert(socket.remote === null, 'remote still set');
+      let remote = 'none';
+      try {
+        remote = JSON.stringify(socket.remoteAddress());
+      } catch (error) {
+        remote = error.code;
+      }
+      assert(remote !== JSON.stringify({ address: '127.0.0.1', family: 'IPv4', port: 9 }), 'still connected to 127.0.0.1:9');
+      return `remoteAddress after disconnect: ${remote}`;
+    } finally {
+      socket.close();
+    }
+  });
+
   await test('WskSendMessages to broadcast: IRP completes with STATUS_ACCESS_DENIED', async () => {
     const socket = lib.createSocket('udp4');
     try {
