@@ -353,6 +353,15 @@ describe("'message' and 'listening', next to node:dgram", () => {
   });
 });
 
+test.each(['dgram', 'wsk'])("%s: a receive error with no 'error' listener ends the process as an unhandled 'error' event", async (api) => {
+  const child = startChild('unhandled', { api });
+  const exit = await child.waitForExit(10000);
+  expect({ exit, output: child.describe() }).toMatchObject({ exit: { timedOut: false, code: 1 } });
+  expect(child.lines.find((l) => l.event === 'survived')).toBeUndefined();
+  expect(child.stderr).toMatch(/Emitted 'error' event on (Socket|UdpSocket) instance/);
+  expect(child.stderr).toMatch(/ECONNREFUSED/);
+});
+
 describe('send errors name their destination', () => {
   let socket: UdpSocket;
   afterEach(() => socket.close());
