@@ -127,6 +127,8 @@ export interface NativeUdpSocket {
   /** Calls `onReadable(errno)` from the event loop while datagrams wait; 0 or errno. */
   startReading(onReadable: (errno: number) => void): number;
   stopReading(): void;
+  /** Whether a waiting send or receive keeps the event loop alive (uv_ref / uv_unref). */
+  setRef(ref: boolean): void;
   /** Turns on packet information (and UDP_GRO when `gro`) for received datagrams; 0 or errno. */
   enableReceiveInfo(gro: boolean): number;
   /** Reads up to `maxDatagrams` into `slotSize` slots of `arena` without blocking, or an errno. */

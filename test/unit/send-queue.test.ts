@@ -763,6 +763,132 @@ describe('cancel()', () => {
   });
 });
 
+describe('cancel() of one request (what an AbortSignal does): exact counts', () => {
+  test('a partly sent head with refused datagrams: its counts, failures and the pending counts are exact', () => {
+    const h = new Harness();
+    const b1 = wholeBatch(1, 10, { to: DEST, continueOnError: true });
+    const b2 = piecesBatch(2, 4);
+    const b3 = packedBatch(3, 3);
+    h.fake.failAt(b1.batch, 1, EACCES);
+    h.fake.failAt(b1.batch, 4, ENETUNREACH);
+    h.fake.capacity = 2; // b1: 0, (1 refused), 2, then would block at 3
+    const first = h.pending(b1);
+    h.pending(b2);
+    h.pending(b3);
+    h.fake.writable(2); // b1: 3, (4 refused), 5, then would block at 6
+    const failures = [{ index: 1, errno: EACCES }, { index: 4, errno: ENETUNREACH }];
+    const processed = 6;
+    expect(h.counters()).toEqual([3, 10 - processed + 4 + 3, bytesOf(b1, processed, 10) + b2.batch.totalBytes + b3.batch.totalBytes]);
+    expect(first.cancel()).toBe(true);
+    expect(h.of(1)).toEqual([{ ...withFailures(b1, failures, 0, '', processed), cancelled: true }]);
+    // Exactly b1's unsent part left the counts; b2 and b3 wait whole.
+    expect(h.counters()).toEqual([2, 4 + 3, b2.batch.totalBytes + b3.batch.totalBytes]);
+    h.fake.writable(100);
+    expect(h.order()).toEqual([1, 2, 3]);
+    expect(h.of(2)).toEqual([success(b2)]);
+    expect(h.of(3)).toEqual([success(b3)]);
+    expect(hex(h.fake.sent)).toEqual(hex([
+      ...[0, 2, 3, 5].map((i) => b1.datagrams[i]!), ...b2.datagrams, ...b3.datagrams,
+    ]));
+    expect(h.counters()).toEqual([0, 0, 0]);
+    h.checkClean();
+  });
+
+  test('a head partly sent over several flush windows: cancel counts every window', () => {
+    const h = new Harness();
+    const count = FLUSH_WINDOW * 2 + 10;
+    const b1 = wholeBatch(1, count);
+    const b2 = wholeBatch(2, 2);
+    h.fake.capacity = 3;
+    const first = h.pending(b1);
+    h.pending(b2);
+    h.fake.writable(FLUSH_WINDOW + 5); // a whole window, then 5 of the next
+    const sent = 3 + FLUSH_WINDOW + 5;
+    expect(first.cancel()).toBe(true);
+    expect(h.of(1)).toEqual([cancelledAt(b1, sent)]);
+    expect(h.counters()).toEqual([1, 2, b2.batch.totalBytes]);
+    h.fake.writable(10);
+    expect(h.of(2)).toEqual([success(b2)]);
+    expect(h.fake.wire.filter((d) => d.batch === b1.batch).map((d) => d.index))
+      .toEqual(Array.from({ length: sent }, (_, i) => i));
+  });
+
+  test('the last waiting request cancelled after the one before it completed: one drain, poll off', () => {
+    const h = new Harness();
+    const b1 = wholeBatch(1, 3);
+    const b2 = wholeBatch(2, 5);
+    h.fake.capacity = 1;
+    h.pending(b1);
+    const second = h.pending(b2);
+    h.fake.writable(4); // b1 done, b2: 2 of 5
+    expect(h.of(1)).toEqual([success(b1)]);
+    expect(h.drains).toBe(0);
+    expect(second.cancel()).toBe(true);
+    expect(h.of(2)).toEqual([cancelledAt(b2, 2)]);
+    expect(h.drains).toBe(1);
+    expect(h.fake.polling).toBe(false);
+    expect(h.counters()).toEqual([0, 0, 0]);
+    h.checkClean();
+  });
+
+  test('any interleaving of writable and cancel: each request\'s completion matches the wire, others whole and in order', () => {
+    const actionArb = fc.oneof(
+      fc.record({ kind: fc.constant('writable' as const), room: fc.integer({ min: 0, max: 12 }) }),
+      fc.record({ kind: fc.constant('cancel' as const), which: fc.nat(4) }),
+    );
+    const requestArb = fc.record({
+      count: fc.integer({ min: 1, max: 20 }),
+      continueOnError: fc.boolean(),
+      refused: fc.uniqueArray(fc.nat(19), { maxLength: 3 }),
+    });
+    fc.assert(fc.property(fc.array(requestArb, { minLength: 2, maxLength: 5 }), fc.nat(6),
+      fc.array(actionArb, { maxLength: 12 }), (specs, capacity, actions) => {
+        const h = new Harness();
+        h.fake.capacity = capacity;
+        const samples = specs.map((spec, i) => wholeBatch(i + 1, spec.count, { to: DEST, continueOnError: spec.continueOnError }));
+        specs.forEach((spec, i) => {
+          // Refused datagrams only with continueOnError: an error without it ends the request,
+          // which the other tests cover.
+          if (spec.continueOnError) for (const r of spec.refused) if (r < spec.count) h.fake.failAt(samples[i]!.batch, r, EACCES);
+        });
+        const handles = samples.map((sample) => h.submit(sample));
+        const cancelled = new Set<number>();
+        for (const action of actions) {
+          if (action.kind === 'writable') {
+            if (h.fake.polling) h.fake.writable(action.room);
+          } else {
+            const handle = handles[action.which % handles.length]!;
+            if (isPending(handle) && handle.cancel()) cancelled.add(action.which % handles.length);
+          }
+        }
+        for (let i = 0; i < 100 && h.fake.polling; i++) h.fake.writable(50);
+        expect(h.fake.polling).toBe(false);
+        expect(h.counters()).toEqual([0, 0, 0]);
+        // The wire holds the requests one after another, in submit order, never interleaved.
+        const tags = h.fake.wire.map((d) => samples.findIndex((s) => s.batch === d.batch));
+        expect(tags).toEqual([...tags].sort((a, b) => a - b));
+        samples.forEach((sample, i) => {
+          const wire = h.fake.wire.filter((d) => d.batch === sample.batch);
+          const failed = h.fake.failed.filter((d) => d.batch === sample.batch).map((d) => ({ index: d.index, errno: d.errno }));
+          const immediate = !isPending(handles[i]!);
+          const completion = immediate ? { ...(handles[i] as RawSendResult), cancelled: false } : h.of(i + 1)[0]!;
+          if (!immediate) expect(h.of(i + 1)).toHaveLength(1);
+          expect(completion).toMatchObject({
+            datagrams: wire.length, bytes: wire.reduce((n, d) => n + d.bytes.length, 0), failures: failed,
+            cancelled: cancelled.has(i), errno: 0,
+          });
+          // What went out is a prefix of the request (refused ones skipped), byte for byte.
+          const processed = wire.length + failed.length;
+          const expected = [];
+          for (let j = 0; j < processed; j++) if (!failed.some((f) => f.index === j)) expected.push(sample.datagrams[j]!);
+          expect(hex(wire.map((d) => d.bytes))).toEqual(hex(expected));
+          if (!cancelled.has(i)) expect(processed).toBe(sample.batch.count);
+        });
+        h.checkClean();
+      }), { numRuns: 300 });
+  });
+});
+
 describe('cancelAll()', () => {
   test('completes every waiting request as cancelled, in order, and stops the poll', async () => {
     const h = new Harness();
