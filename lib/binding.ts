@@ -62,6 +62,13 @@ export interface SocketStats {
 export interface NativeUdpSocket {
   /** Opens a non-blocking UDP socket of `family`; returns 0 or errno. */
   open(family: 4 | 6): number;
+  /**
+   * Sends on `fd`, an open non-blocking UDP socket of `family` that another owner keeps (a
+   * node:dgram socket's libuv descriptor); returns 0 or errno. The descriptor is borrowed:
+   * close() forgets it without closing it; startPolling/startReading/receive/bind/connect/
+   * setSendBufferSize/enableReceiveInfo return EOPNOTSUPP. POSIX only (Windows: WSAEOPNOTSUPP).
+   */
+  adopt(fd: number, family: 4 | 6): number;
   bind(address: string, port: number, scopeId: number): number;
   connect(address: string, port: number, scopeId: number): number;
   /** The address, or an errno. */

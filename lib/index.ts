@@ -20,6 +20,9 @@ export {
 } from './socket';
 export { DestinationSet, MAX_BATCH_RANGES } from './batch';
 export { WskError } from './errors';
+export {
+  DgramBatchSender, wrapDgram, type DgramSendResult, type DgramSenderStats, type WrapDgramOptions,
+} from './wrap-dgram';
 export type { AddressInfo, ReceivedDatagram, ReceiveOptions } from './receive';
 export type { SocketStats } from './binding';
 export { MAX_BATCH_DATAGRAMS, MAX_DATAGRAM_PIECES, MAX_UDP_PAYLOAD, type SendControls } from './transport';
