@@ -155,6 +155,8 @@ interface Request {
  * dgram is sent as the datagrams it stands for); the application's own `socket.send()` calls
  * are ordered with the wrapper's only once they reach libuv's queue (a dgram send is held one
  * tick for its address lookup first, and a direct send made in that tick goes out before it).
+ * What goes through dgram fails as libuv fails it: a refusal of the first datagram of one of
+ * libuv's sendmmsg calls (up to 20 datagrams) is reported for all of them, and none is sent.
  */
 export class DgramBatchSender {
   /** The wrapped socket. */

@@ -203,6 +203,28 @@ describe('wrapDgram on loopback', () => {
     }
   });
 
+  test('the wrapper holds no handle: a process whose dgram socket is unref\'d ends on its own after sending', async () => {
+    const script = `
+      const dgram = require('node:dgram');
+      const { wrapDgram } = require(${JSON.stringify(path.join(__dirname, '..', '..', 'dist', 'lib', 'index.js'))});
+      const socket = dgram.createSocket('udp4');
+      socket.bind(0, '127.0.0.1', async () => {
+        const sender = wrapDgram(socket);
+        const result = await sender.sendBatch([Buffer.alloc(100), Buffer.alloc(100)], ${receiver.port}, '127.0.0.1');
+        socket.unref();
+        process.stdout.write(JSON.stringify(result));
+      });`;
+    const { execFile } = await import('node:child_process');
+    const ran = await new Promise<{ code: number | null; stdout: string; killed: boolean }>((resolve) => {
+      const child = execFile(process.execPath, ['-e', script], { timeout: 5000 }, (error, stdout) => {
+        resolve({ code: error === null ? 0 : (error as { code?: number }).code ?? null, stdout, killed: child.killed });
+      });
+    });
+    expect({ code: ran.code, killed: ran.killed }).toEqual({ code: 0, killed: false });
+    expect(JSON.parse(ran.stdout)).toMatchObject({ datagrams: 2, viaDgram: 0 });
+    expect((await receiver.waitFor(2)).length).toBe(2);
+  });
+
   test('detach() stops using the descriptor and leaves the dgram socket open and working', async () => {
     const sender = wrapDgram(socket);
     sender.detach();
@@ -398,6 +420,71 @@ describe('wrapDgram over a slow link (veth between namespaces, tbf 10 mbit)', ()
     const qdisc = await qdiscStats(link);
     expect(qdisc.dropped).toBe(0);
     expect(qdisc.overlimits).toBeGreaterThan(0);
+  }, 30000);
+
+  test('refusals from the direct call and from dgram\'s callbacks are listed with their destination; exactly the rest arrives, in order', async () => {
+    link = await createSlowLink();
+    slowReceiver = await startReceiver(link, 4);
+    const count = 1500;
+    // Datagram 9, 109, 209, ... to the broadcast address: the first within what the direct call
+    // takes (about 50 datagrams fill the socket buffer), the others in dgram's part.
+    const every = 100;
+    const offset = 9;
+    const broadcast = slowReceiver.address.replace(/\.\d+$/, '.255');
+    const result = await runWrapSender(link, 'failures', {
+      family: 4, address: slowReceiver.address, port: slowReceiver.port, broadcast, size: SIZE, count, every, offset,
+      sendBufferSize: 16384, watchdogMs: 16000,
+    }, 20000);
+    const sent = result.sent as Result;
+    expect({ ok: sent.ok, error: sent.error }).toEqual({ ok: true, error: undefined });
+    const failures = sent.value.failures as Array<Record<string, unknown> & { index: number }>;
+    const isBroadcast = (index: number): boolean => index % every === offset;
+    const refused = failures.filter((f) => isBroadcast(f.index));
+    const collateral = failures.filter((f) => !isBroadcast(f.index));
+    notes.push(`failures: ${failures.length} listed (${refused.length} to the broadcast address, ${collateral.length} ` +
+      `unicast datagrams libuv failed with them); viaDgram ${String(sent.value.viaDgram)}; stats ${JSON.stringify(result.stats)}`);
+    // Every datagram to the broadcast address is listed, with its destination and EACCES.
+    expect(refused).toEqual(Array.from({ length: count / every }, (_, i) => ({
+      index: i * every + offset, code: 'EACCES', errno: os.constants.errno.EACCES, status: 0xc0000022,
+      address: broadcast, port: slowReceiver!.port,
+    })));
+    // libuv sends its queue with sendmmsg, up to 20 at a time, and reports a refusal of a call's
+    // first datagram for every datagram of that call (src/unix/udp.c uv__udp_sendmsg_many): those
+    // unicast datagrams did not go out, and are listed with that error; only in dgram's part.
+    for (const failure of collateral) {
+      expect(failure).toMatchObject({ code: 'EACCES', address: slowReceiver.address });
+      expect(failure.index % every - offset).toBeLessThan(20);
+      expect(failure.index).toBeGreaterThan(result.stats.datagrams);
+    }
+    // The direct call refused datagram 9 and went on past it.
+    expect(result.stats.datagrams).toBeGreaterThan(offset);
+    const unicast = count - count / every;
+    expect(result.unicast).toBe(unicast);
+    const delivered = unicast - collateral.length;
+    expect({ datagrams: sent.value.datagrams, bytes: sent.value.bytes, segments: sent.value.segments })
+      .toEqual({ datagrams: delivered, bytes: delivered * SIZE, segments: delivered });
+    expect(sent.value.viaDgram).toBeGreaterThan(0);
+    expect(sent.value.viaDgram).toBeLessThan(delivered);
+    expect(result.stats.dgramFailures).toBeGreaterThan(0);
+    expect(result.stats.datagrams + result.stats.dgramDatagrams).toBe(delivered);
+    expect(result.socketsAfter).toBe(result.socketsBefore);
+    // Exactly the unicast datagrams not listed arrive (unicast sequence numbers run 0.. in
+    // message order, skipping the broadcast ones), once each, in order.
+    const failed = new Set(failures.map((f) => f.index));
+    const runs: Array<[number, number]> = [];
+    for (let index = 0, seq = 0; index < count; index++) {
+      if (isBroadcast(index)) continue;
+      if (!failed.has(index)) {
+        const last = runs[runs.length - 1];
+        if (last !== undefined && last[1] === seq - 1) last[1] = seq;
+        else runs.push([seq, seq]);
+      }
+      seq++;
+    }
+    const report = await slowReceiver.waitFor(delivered, { timeoutMs: 5000, quietMs: 500 });
+    expect({
+      count: report.count, duplicates: report.duplicates, outOfOrder: report.outOfOrder, corrupt: report.corrupt, runs: report.runs,
+    }).toEqual({ count: delivered, duplicates: 0, outOfOrder: 0, corrupt: 0, runs });
   }, 30000);
 
   test.each([
