@@ -169,6 +169,8 @@ export class DgramBatchSender {
   readonly #addresses: DestinationCache;
   readonly #onClose = (): void => this.#dgramClosed();
   #attached = true;
+  /** dgram's close was seen (its event, or a send finding the descriptor gone). */
+  #closeSeen = false;
   #gso: boolean;
   /** Datagrams handed to dgram's send, not yet reported on (all requests). */
   #outstanding = 0;
@@ -344,7 +346,7 @@ export class DgramBatchSender {
     if (!this.#attached) return false;
     const handle = this.#readHandle();
     if (handle !== null && handle.fd === this.#fd) return true;
-    this.detach();
+    this.#dgramClosed(); // before its 'close' event, or with that listener taken away
     return false;
   }
 
@@ -387,9 +389,15 @@ export class DgramBatchSender {
       }
       if (next < batch.count) {
         this.#requests.add(request);
+        // Held until every datagram is handed over: a report that comes inside dgram's send (a
+        // throw, or a wrapped send calling back at once) must not settle the request early.
+        request.outstanding++;
+        this.#outstanding++;
         for (let i = next; i < batch.count; i++) this.#handOver(request, i);
+        request.outstanding--;
+        this.#outstanding--;
       }
-      if (request.outstanding === 0) this.#settle(request);
+      this.#afterReport(request);
     });
   }
 
@@ -445,6 +453,11 @@ export class DgramBatchSender {
         request.failures.push({ index: handover.index, errno: handover.errno });
       }
     }
+    this.#afterReport(request);
+  }
+
+  /** Settles `request` once nothing of it is outstanding; reports a drain once nothing is. */
+  #afterReport(request: Request): void {
     if (request.outstanding === 0) this.#settle(request);
     if (this.#outstanding === 0) {
       if (!this.#attached) this.socket.off('close', this.#onClose);
@@ -482,6 +495,8 @@ export class DgramBatchSender {
    * phase has run, whatever is still unreported was never sent: its request ends cancelled.
    */
   #dgramClosed(): void {
+    if (this.#closeSeen) return;
+    this.#closeSeen = true;
     this.detach();
     this.socket.off('close', this.#onClose); // once() took it off already, unless detach() came first
     if (this.#outstanding === 0) return;

@@ -203,6 +203,78 @@ describe('wrapDgram on loopback', () => {
     }
   });
 
+  test('through dgram\'s send (its queue said busy): views of the caller\'s memory, pieces, segmentSize cuts, exact results', async () => {
+    const sender = wrapDgram(socket);
+    // dgram's queue count is what the wrapper asks before sending directly: busy, it hands
+    // every datagram to dgram's own send, as it does behind a full socket buffer.
+    const handed: unknown[] = [];
+    const send = socket.send.bind(socket) as (...args: unknown[]) => void;
+    Object.assign(socket, {
+      getSendQueueCount: () => 1,
+      send: (...args: unknown[]) => {
+        handed.push(args[0]);
+        send(...args);
+      },
+    });
+    const backing = patterned(5, 4000);
+    const datagrams = [backing.subarray(0, 1000), [backing.subarray(1000, 1500), backing.subarray(3000, 3100)], backing];
+    const result = await sender.sendBatch(datagrams, receiver.port, '127.0.0.1');
+    expect(result).toEqual({ datagrams: 3, bytes: 1600 + 4000, segments: 3, failures: [], viaDgram: 3 });
+    // dgram got the caller's own views (no copies): the same memory, the same objects when whole.
+    expect(handed[0]).toBe(datagrams[0]);
+    expect(handed[2]).toBe(backing);
+    expect((handed[1] as Uint8Array[]).map((v) => [v.buffer === backing.buffer, v.byteOffset, v.byteLength]))
+      .toEqual([[true, 1000, 500], [true, 3000, 100]]);
+    // A packed batch with an explicit segment size: cut as UDP_SEGMENT cuts, across pieces too.
+    const cut = await sender.sendBatch({ buffer: backing.subarray(0, 2500), lengths: [2500] }, receiver.port, '127.0.0.1',
+      { segmentSize: 1000 });
+    expect(cut).toEqual({ datagrams: 1, bytes: 2500, segments: 3, failures: [], viaDgram: 1 });
+    const across = await sender.sendBatch([[backing.subarray(0, 700), backing.subarray(700, 1500)]], receiver.port,
+      '127.0.0.1', { segmentSize: 1000 });
+    expect(across).toEqual({ datagrams: 1, bytes: 1500, segments: 2, failures: [], viaDgram: 1 });
+    expectSameDatagrams(await receiver.waitFor(8), [
+      backing.subarray(0, 1000), Buffer.concat([backing.subarray(1000, 1500), backing.subarray(3000, 3100)]), backing,
+      backing.subarray(0, 1000), backing.subarray(1000, 2000), backing.subarray(2000, 2500),
+      backing.subarray(0, 1000), backing.subarray(1000, 1500),
+    ]);
+    expect(sender.stats()).toMatchObject({ syscalls: 0, dgramDatagrams: 8, dgramBytes: 1600 + 4000 + 2500 + 1500, dgramFailures: 0 });
+    expect(sender.pendingDatagrams).toBe(0);
+    // trySendBatch never jumps dgram's queue.
+    expect(sender.trySendBatch([backing], receiver.port)).toEqual({ datagrams: 0, bytes: 0, segments: 0, failures: [] });
+  });
+
+  test('a dgram send that throws or calls back at once: that datagram fails, the rest is counted exactly, nothing hangs', async () => {
+    const sender = wrapDgram(socket);
+    const send = socket.send.bind(socket) as (...args: unknown[]) => void;
+    let calls = 0;
+    Object.assign(socket, {
+      getSendQueueCount: () => 1,
+      // As an instrumentation wrapper might: the 1st call of each batch reports success at once
+      // without sending, the 2nd throws, the others go to dgram.
+      send: (...args: unknown[]) => {
+        calls++;
+        if (calls % 4 === 2) throw new Error('refused by a wrapper');
+        if (calls % 4 === 1) {
+          (args[3] as (error: null, bytes: number) => void)(null, (args[0] as Uint8Array).byteLength);
+          return;
+        }
+        send(...args);
+      },
+    });
+    const datagrams = [patterned(0, 10), patterned(1, 20), patterned(2, 30), patterned(3, 40)];
+    const listed = await sender.sendBatch(datagrams, receiver.port, '127.0.0.1', { continueOnError: true });
+    expect(listed).toEqual({
+      datagrams: 3, bytes: 80, segments: 3, viaDgram: 3,
+      failures: [{ index: 1, code: 'EIO', errno: os.constants.errno.EIO, status: expect.any(Number), address: '127.0.0.1', port: receiver.port }],
+    });
+    const stopped = await sender.sendBatch(datagrams, receiver.port, '127.0.0.1').then(() => null, (error: unknown) => error);
+    expect(stopped).toBeInstanceOf(WskError);
+    expect(stopped).toMatchObject({ code: 'EIO', datagramsSent: 3, bytesSent: 80 });
+    expect(sender.pendingDatagrams).toBe(0);
+    await sender.drained();
+    await receiver.waitFor(4); // 2 and 3 of each batch went to dgram; 0 was only said to
+  });
+
   test('the wrapper holds no handle: a process whose dgram socket is unref\'d ends on its own after sending', async () => {
     const script = `
       const dgram = require('node:dgram');
