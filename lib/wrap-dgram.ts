@@ -304,7 +304,7 @@ export class DgramBatchSender {
    */
   sendBatch(batch: BatchInput, port: number, address?: string, options?: SendOptions): Promise<DgramSendResult> {
     const destination = this.#destination(port, address);
-    return this.#send(buildBatch(batch, destination, this.#buildOptions(options, false, true)));
+    return this.#send(queueable(buildBatch(batch, destination, this.#buildOptions(options, false, true))));
   }
 
   /** Each message to its own destination, as many as the kernel takes now (see UdpSocket#trySendTo). */
@@ -316,7 +316,7 @@ export class DgramBatchSender {
   /** Each message to its own destination; the rest through dgram's send (see sendBatch). */
   sendTo(messages: readonly Message[], options?: SendOptions): Promise<DgramSendResult> {
     const { data, destinations } = this.#readMessages(messages);
-    return this.#send(buildAddressedBatch(data, destinations, this.#buildOptions(options, true, true)));
+    return this.#send(queueable(buildAddressedBatch(data, destinations, this.#buildOptions(options, true, true))));
   }
 
   /** Every datagram of `batch` to each destination, as many as the kernel takes now (see UdpSocket#trySendToMany). */
@@ -329,7 +329,7 @@ export class DgramBatchSender {
   sendToMany(batch: BatchInput, destinations: readonly Endpoint[] | DestinationSet,
     options?: SendOptions): Promise<DgramSendResult> {
     const endpoints = this.#fanOutDestinations(destinations);
-    return this.#send(buildFanOutBatch(batch, endpoints, this.#buildOptions(options, true, true)));
+    return this.#send(queueable(buildFanOutBatch(batch, endpoints, this.#buildOptions(options, true, true))));
   }
 
   /** Checks and encodes `destinations` once, for the fan-out calls (see UdpSocket#prepareDestinations). */
@@ -535,16 +535,7 @@ export class DgramBatchSender {
   }
 
   #destination(port: number, address: string | undefined): Destination {
-    return this.#checkZone(this.#addresses.destination(port, address ?? (this.family === 6 ? '::1' : '127.0.0.1')));
-  }
-
-  /** dgram names an IPv6 zone by interface name, never by number: such a destination is refused. */
-  #checkZone(destination: Destination): Destination {
-    if (destination.scopeId !== 0) {
-      throw new TypeError(`${destination.address}%${destination.scopeId}: a wrapped dgram socket cannot send to an ` +
-        'IPv6 zone (dgram names zones by interface name)');
-    }
-    return destination;
+    return this.#addresses.destination(port, address ?? (this.family === 6 ? '::1' : '127.0.0.1'));
   }
 
   #readMessages(messages: unknown): { data: unknown[]; destinations: Destination[] } {
@@ -563,11 +554,7 @@ export class DgramBatchSender {
   }
 
   #fanOutDestinations(destinations: unknown): Destination[] | DestinationSet {
-    if (destinations instanceof DestinationSet) {
-      for (const destination of destinations.endpoints) this.#checkZone(destination);
-      return destinations;
-    }
-    return this.#readEndpoints(destinations);
+    return destinations instanceof DestinationSet ? destinations : this.#readEndpoints(destinations);
   }
 
   #readEndpoints(endpoints: unknown): Destination[] {
@@ -585,7 +572,7 @@ export class DgramBatchSender {
 
   #endpoint(port: unknown, address: unknown, what: string): Destination {
     try {
-      return this.#checkZone(this.#addresses.destination(port, address ?? (this.family === 6 ? '::1' : '127.0.0.1')));
+      return this.#addresses.destination(port, address ?? (this.family === 6 ? '::1' : '127.0.0.1'));
     } catch (error) {
       if (error instanceof TypeError) throw new TypeError(`${what}: ${error.message}`);
       if (error instanceof RangeError) throw new RangeError(`${what}: ${error.message}`);
@@ -613,6 +600,20 @@ function readOptions(options: unknown): boolean {
   const gso: unknown = (options as WrapDgramOptions).gso ?? true;
   if (typeof gso !== 'boolean') throw new TypeError('gso must be a boolean');
   return gso;
+}
+
+/**
+ * `batch`, checked for what may go through dgram's send: dgram names an IPv6 zone by interface
+ * name, never by number (libuv's uv_ip6_addr), so a destination with a zone is refused.
+ */
+function queueable(batch: Batch): Batch {
+  for (const destination of batch.endpoints) {
+    if (destination.scopeId !== 0) {
+      throw new TypeError(`${destination.address}%${destination.scopeId}: a destination with an IPv6 zone cannot go ` +
+        'through the dgram socket\'s send (dgram names zones by interface name): use the try calls');
+    }
+  }
+  return batch;
 }
 
 function flatFailures(raw: NativeSendResult): RawFailure[] {

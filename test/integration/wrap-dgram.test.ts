@@ -143,6 +143,11 @@ describe('wrapDgram on loopback', () => {
       expectSameDatagrams(await receiver6.waitFor(100), datagrams);
       // The IPv4 wrapper's socket cannot take an IPv6 destination, and the other way round.
       expect(() => sender.trySendBatch(datagrams, receiver.port, '127.0.0.1')).toThrow(TypeError);
+      // A zone (scope id) only on the try calls: dgram's send names zones by interface name.
+      expect(() => sender.sendBatch(datagrams, receiver6.port, '::1%1')).toThrow(/IPv6 zone/);
+      expect(() => sender.sendToMany(datagrams, [{ port: receiver6.port, address: '::1%1' }])).toThrow(/IPv6 zone/);
+      expect(sender.trySendBatch([patterned(100, 10)], receiver6.port, '::1%1').datagrams).toBe(1);
+      expect((await receiver6.waitFor(101))[100]!.length).toBe(10);
     } finally {
       await closeDgram(socket6);
       await receiver6.close();
