@@ -23,6 +23,9 @@ export { WskError } from './errors';
 export {
   Pacer, type PacedSocket, type PacerBudget, type PacerMode, type PacerOptions, type PacerSource, type PacerStats,
 } from './pacer';
+export {
+  DgramBatchSender, wrapDgram, type DgramSendResult, type DgramSenderStats, type WrapDgramOptions,
+} from './wrap-dgram';
 export type { RemoteInfo, UdpSocketEvents } from './events';
 export type { AddressInfo, ReceivedDatagram, ReceiveOptions } from './receive';
 export type { SocketStats } from './binding';

@@ -24,11 +24,15 @@ using SockLen = int;
 constexpr SocketHandle kInvalidSocket = INVALID_SOCKET;
 // The error the addon reports for a socket that is closed (or never opened).
 constexpr int kErrorBadHandle = WSAENOTSOCK;
+// What a borrowed descriptor (UdpSocket::Adopt) refuses: polling, receiving, bind, connect,
+// options.
+constexpr int kErrorNotOwned = WSAEOPNOTSUPP;
 #else
 using SocketHandle = int;
 using SockLen = socklen_t;
 constexpr SocketHandle kInvalidSocket = -1;
 constexpr int kErrorBadHandle = EBADF;
+constexpr int kErrorNotOwned = EOPNOTSUPP;
 #endif
 
 // 4 or 6: the address families the addon speaks, independent of the OS's AF_* numbers.
@@ -71,6 +75,10 @@ int GetRemoteAddress(SocketHandle socket, SocketAddress* out);
 int SetSendBufferSize(SocketHandle socket, int bytes);
 int GetSendBufferSize(SocketHandle socket, int* bytes);
 int CloseSocket(SocketHandle socket);
+// Whether `socket`, a descriptor another owner keeps open (node:dgram's libuv handle), can be
+// borrowed for sending: an open, non-blocking UDP socket of `family`. Changes nothing on it.
+// POSIX only: Node gives no SOCKET of a dgram socket on Windows, which answers WSAEOPNOTSUPP.
+int CheckBorrowableUdpSocket(SocketHandle socket, IpFamily family);
 
 // Dissolves the association connect() made (connect with AF_UNSPEC; on Windows with the zero
 // address), so that sends need a destination again.

@@ -316,4 +316,26 @@ int CloseSocket(SocketHandle socket) {
   return close(socket) == 0 || errno == EINTR ? 0 : errno;
 }
 
+int CheckBorrowableUdpSocket(SocketHandle socket, IpFamily family) {
+  const int flags = fcntl(socket, F_GETFL);
+  if (flags < 0) return errno;
+  // A blocking descriptor would block the event loop in sendmmsg; its flags are not ours to
+  // change (libuv's UDP sockets are always non-blocking).
+  if ((flags & O_NONBLOCK) == 0) return EINVAL;
+  int type = 0;
+  socklen_t length = sizeof(type);
+  if (getsockopt(socket, SOL_SOCKET, SO_TYPE, &type, &length) != 0) return errno;
+  if (type != SOCK_DGRAM) return EPROTOTYPE;
+#ifdef SO_PROTOCOL
+  int protocol = 0;
+  length = sizeof(protocol);
+  if (getsockopt(socket, SOL_SOCKET, SO_PROTOCOL, &protocol, &length) != 0) return errno;
+  if (protocol != IPPROTO_UDP) return EPROTOTYPE;
+#endif
+  SocketAddress local;
+  if (int error = GetLocalAddress(socket, &local)) return error;
+  const int expected = family == IpFamily::kV6 ? AF_INET6 : AF_INET;
+  return local.storage.ss_family == expected ? 0 : EAFNOSUPPORT;
+}
+
 }  // namespace wsk

@@ -290,4 +290,10 @@ int SetMulticastInterface(SocketHandle socket, IpFamily family, const MulticastI
 
 int CloseSocket(SocketHandle socket) { return closesocket(socket) == 0 ? 0 : WSAGetLastError(); }
 
+int CheckBorrowableUdpSocket(SocketHandle, IpFamily) {
+  // Node's dgram exposes no SOCKET on Windows (its handle's fd is always -1 there), and an
+  // overlapped SOCKET that libuv owns cannot be told apart from a blocking one: never borrowed.
+  return WSAEOPNOTSUPP;
+}
+
 }  // namespace wsk

@@ -58,6 +58,8 @@ int UdpSocket::UpdatePolling(Napi::Env env) {
     return 0;
   }
   if (handle_ == kInvalidSocket) return kErrorBadHandle;
+  // libuv watches a borrowed descriptor already: a second poll handle on it is not allowed.
+  if (borrowed_) return kErrorNotOwned;
   if (async_context_ == nullptr) {
     napi_async_init(env, Value(), Napi::String::New(env, "wsk-dgram:socket"), &async_context_);
   }
@@ -109,8 +111,10 @@ int UdpSocket::CloseHandle() {
   }
   segmentation_ = SegmentationState{};  // a closed socket offloads nothing
   if (handle_ == kInvalidSocket) return 0;
-  const int error = CloseSocket(handle_);
+  // A borrowed descriptor is forgotten, not closed: its owner closes it.
+  const int error = borrowed_ ? 0 : CloseSocket(handle_);
   handle_ = kInvalidSocket;
+  borrowed_ = false;
   state_->open_sockets.erase(this);
   return error;
 }

@@ -68,6 +68,7 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
 
  private:
   Napi::Value Open(const Napi::CallbackInfo& info);
+  Napi::Value Adopt(const Napi::CallbackInfo& info);
   Napi::Value Bind(const Napi::CallbackInfo& info);
   Napi::Value Connect(const Napi::CallbackInfo& info);
   Napi::Value LocalAddress(const Napi::CallbackInfo& info);
@@ -99,6 +100,8 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
 
   std::shared_ptr<EnvState> state_;
   SocketHandle handle_ = kInvalidSocket;
+  // handle_ belongs to another owner (Adopt): never closed here, never polled or read.
+  bool borrowed_ = false;
   IpFamily family_ = IpFamily::kV4;
   SegmentationState segmentation_;
   // The connected remote is IPv4-mapped (a dual-stack socket connected to an IPv4 peer): sends

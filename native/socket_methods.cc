@@ -129,6 +129,7 @@ Napi::Function UdpSocket::Define(Napi::Env env) {
   return DefineClass(env, "UdpSocket",
                      {
                          InstanceMethod<&UdpSocket::Open>("open"),
+                         InstanceMethod<&UdpSocket::Adopt>("adopt"),
                          InstanceMethod<&UdpSocket::Bind>("bind"),
                          InstanceMethod<&UdpSocket::Connect>("connect"),
                          InstanceMethod<&UdpSocket::LocalAddress>("localAddress"),
@@ -164,6 +165,7 @@ UdpSocket::~UdpSocket() { CloseHandle(); }
 Napi::Value UdpSocket::EnableReceiveInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (handle_ == kInvalidSocket) return Napi::Number::New(env, kErrorBadHandle);
+  if (borrowed_) return Napi::Number::New(env, kErrorNotOwned);
   const bool gro = info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value();
   return Napi::Number::New(env, wsk::EnableReceiveInfo(handle_, family_, gro));
 }
@@ -185,6 +187,8 @@ Napi::Value UdpSocket::Receive(const Napi::CallbackInfo& info) {
     ThrowRange(env, "the arena is smaller than slotSize * maxDatagrams");
   }
   if (handle_ == kInvalidSocket) return Napi::Number::New(env, kErrorBadHandle);
+  // The owner (dgram) reads this descriptor; a datagram taken here would be lost to it.
+  if (borrowed_) return Napi::Number::New(env, kErrorNotOwned);
   std::vector<ReceivedDatagram> datagrams;
   if (int error = ReceiveDatagrams(handle_, arena.Data(), slot_size, max_datagrams, &datagrams)) {
     return Napi::Number::New(env, error);
@@ -239,6 +243,27 @@ Napi::Value UdpSocket::Open(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, error);
 }
 
+// adopt(fd, family) -> errno: sends on `fd`, an open UDP socket of `family` that another owner
+// keeps (node:dgram's libuv handle). The descriptor is borrowed: close() forgets it without
+// closing it, and polling, receiving, bind, connect and option changes are refused (libuv has
+// its own watcher on it, and the socket's state is the owner's). Segmentation is probed.
+Napi::Value UdpSocket::Adopt(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const uint32_t fd = Uint32Argument(info, 0, "fd", std::numeric_limits<int>::max());
+  const uint32_t family = Uint32Argument(info, 1, "family", 6);
+  if (family != 4 && family != 6) ThrowRange(env, "family must be 4 or 6");
+  if (handle_ != kInvalidSocket) ThrowType(env, "socket is already open");
+  const auto handle = static_cast<SocketHandle>(fd);
+  const auto ip_family = static_cast<IpFamily>(family);
+  if (int error = CheckBorrowableUdpSocket(handle, ip_family)) return Napi::Number::New(env, error);
+  handle_ = handle;
+  family_ = ip_family;
+  borrowed_ = true;
+  state_->open_sockets.insert(this);
+  segmentation_ = state_->backend->ProbeSegmentation(handle_);
+  return Napi::Number::New(env, 0);
+}
+
 SocketAddress UdpSocket::AddressArgument(const Napi::CallbackInfo& info, size_t index) {
   Napi::Env env = info.Env();
   if (!info[index].IsString()) ThrowType(env, "address must be a string");
@@ -259,12 +284,14 @@ SocketAddress UdpSocket::AddressArgument(const Napi::CallbackInfo& info, size_t 
 Napi::Value UdpSocket::Bind(const Napi::CallbackInfo& info) {
   const SocketAddress address = AddressArgument(info, 0);
   if (handle_ == kInvalidSocket) return Napi::Number::New(info.Env(), kErrorBadHandle);
+  if (borrowed_) return Napi::Number::New(info.Env(), kErrorNotOwned);
   return Napi::Number::New(info.Env(), BindSocket(handle_, address));
 }
 
 Napi::Value UdpSocket::Connect(const Napi::CallbackInfo& info) {
   const SocketAddress address = AddressArgument(info, 0);
   if (handle_ == kInvalidSocket) return Napi::Number::New(info.Env(), kErrorBadHandle);
+  if (borrowed_) return Napi::Number::New(info.Env(), kErrorNotOwned);
   const int error = ConnectSocket(handle_, address);
   if (error == 0) remote_v4_mapped_ = IsV4Mapped(address);
   return Napi::Number::New(info.Env(), error);
@@ -289,6 +316,7 @@ Napi::Value UdpSocket::RemoteAddress(const Napi::CallbackInfo& info) {
 Napi::Value UdpSocket::SetSendBufferSize(const Napi::CallbackInfo& info) {
   const uint32_t bytes = Uint32Argument(info, 0, "size", std::numeric_limits<int>::max());
   if (handle_ == kInvalidSocket) return Napi::Number::New(info.Env(), kErrorBadHandle);
+  if (borrowed_) return Napi::Number::New(info.Env(), kErrorNotOwned);
   return Napi::Number::New(info.Env(), wsk::SetSendBufferSize(handle_, static_cast<int>(bytes)));
 }
 
@@ -325,6 +353,8 @@ Napi::Value UdpSocket::SetOption(const Napi::CallbackInfo& info) {
                                std::to_string(max));
   }
   if (handle_ == kInvalidSocket) return Napi::Number::New(info.Env(), kErrorBadHandle);
+  // A borrowed descriptor is another owner's (wrapDgram): its options are not ours to change.
+  if (borrowed_) return Napi::Number::New(info.Env(), kErrorNotOwned);
   return Napi::Number::New(info.Env(),
                            SetSocketOption(handle_, family_, option, static_cast<int>(number)));
 }
@@ -366,6 +396,8 @@ Napi::Value UdpSocket::Membership(const Napi::CallbackInfo& info) {
   MulticastInterface via;
   if (int error = InterfaceArgument(info, 3, family_, &via)) return Napi::Number::New(env, error);
   if (handle_ == kInvalidSocket) return Napi::Number::New(env, kErrorBadHandle);
+  // A borrowed descriptor is another owner's (wrapDgram): its options are not ours to change.
+  if (borrowed_) return Napi::Number::New(env, kErrorNotOwned);
   return Napi::Number::New(
       env, SetMembership(handle_, family_, join, group, has_source ? &source : nullptr, via));
 }
@@ -377,12 +409,16 @@ Napi::Value UdpSocket::SetMulticastInterface(const Napi::CallbackInfo& info) {
   MulticastInterface via;
   if (int error = InterfaceArgument(info, 0, family_, &via)) return Napi::Number::New(env, error);
   if (handle_ == kInvalidSocket) return Napi::Number::New(env, kErrorBadHandle);
+  // A borrowed descriptor is another owner's (wrapDgram): its options are not ours to change.
+  if (borrowed_) return Napi::Number::New(env, kErrorNotOwned);
   return Napi::Number::New(env, wsk::SetMulticastInterface(handle_, family_, via));
 }
 
 // disconnect() -> errno
 Napi::Value UdpSocket::Disconnect(const Napi::CallbackInfo& info) {
   if (handle_ == kInvalidSocket) return Napi::Number::New(info.Env(), kErrorBadHandle);
+  // A borrowed descriptor is another owner's (wrapDgram): its options are not ours to change.
+  if (borrowed_) return Napi::Number::New(info.Env(), kErrorNotOwned);
   return Napi::Number::New(info.Env(), DisconnectSocket(handle_, family_));
 }
 
