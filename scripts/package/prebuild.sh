@@ -27,6 +27,11 @@ if [ -z "${npm_config_nodedir:-}" ] && [ -f /usr/include/node/node.h ]; then
   export npm_config_nodedir=/usr
 fi
 
+# Run from `npm pack` (prepack), the npm settings of that call reach us as npm_config_* variables;
+# the ones that would send the npm pack inside scripts/windows/build.sh elsewhere (or nowhere)
+# must not.
+unset npm_config_pack_destination npm_config_dry_run npm_config_json
+
 apt_install() {  # apt_install PACKAGE...: as root only; otherwise say what is missing
   if [ "$(id -u)" != 0 ]; then
     echo "prebuild.sh: install $* (apt-get) first, or leave the target out of WSK_PREBUILD_TARGETS" >&2
