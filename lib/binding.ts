@@ -10,6 +10,7 @@
  * variable WSK_DGRAM_ADDON names a .node file, which is then loaded instead: that is how CI runs
  * the integration suite on the sanitizer build (build-asan/, through scripts/run-asan.sh).
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import nodeGypBuild = require('node-gyp-build');
 import type { NativeBatch, NativeSendResult } from './batch';
@@ -167,6 +168,65 @@ export function binding(): NativeBinding {
   const file = process.env.WSK_DGRAM_ADDON;
   // A path known only at run time: require is the way to load a .node file from it.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  loaded ??= (file ? require(path.resolve(file)) : nodeGypBuild(packageRoot)) as NativeBinding;
+  loaded ??= (file ? require(path.resolve(file)) : loadAddon(packageRoot)) as NativeBinding;
   return loaded;
+}
+
+/** The `code` of the Error thrown when no native addon loads (see {@link loadAddon}). */
+export const NATIVE_LOAD_ERROR_CODE = 'ERR_WSK_DGRAM_NATIVE_LOAD';
+
+/**
+ * Loads the addon of the package rooted at `root` the way node-gyp-build picks it (build/Release,
+ * build/Debug, then prebuilds/<platform>-<arch>/, or the directory WSK_DGRAM_PREBUILD names).
+ * When none is found, or the one found does not load (another libc, an older glibc, another
+ * architecture), throws an Error with code {@link NATIVE_LOAD_ERROR_CODE} whose message names
+ * the platform, what was looked for and what to do, with node-gyp-build's or the loader's error
+ * as `cause`. Exported for the tests, which point it at a package directory of their own.
+ */
+export function loadAddon(root: string): unknown {
+  // node-gyp-build's own override, honoured here too so the message names the right place.
+  const searched = process.env.WSK_DGRAM_PREBUILD ? path.resolve(process.env.WSK_DGRAM_PREBUILD) : root;
+  let found: string;
+  try {
+    found = nodeGypBuild.resolve(root);
+  } catch (cause) {
+    throw nativeLoadError(searched, undefined, cause);
+  }
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require(found) as unknown;
+  } catch (cause) {
+    throw nativeLoadError(searched, found, cause);
+  }
+}
+
+function nativeLoadError(searched: string, found: string | undefined, cause: unknown): Error {
+  const target = `${process.platform}-${process.arch}`;
+  // Node's diagnostic report names the glibc it runs on (absent on musl).
+  const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined;
+  const header = report?.header;
+  const libc = process.platform !== 'linux' ? ''
+    : header?.glibcVersionRuntime ? `, glibc ${header.glibcVersionRuntime}` : ', not glibc (musl?)';
+  let shipped: string[] = [];
+  try {
+    shipped = fs.readdirSync(path.join(searched, 'prebuilds')).sort();
+  } catch {
+    // no prebuilds/ directory at all: said below
+  }
+  // Not `instanceof Error`: an error of another realm (a vm context, jest) is still one.
+  const message = (cause as { message?: unknown } | null)?.message;
+  const causeText = (typeof message === 'string' ? message : String(cause)).split('\n')[0];
+  const what = found
+    ? `the addon found, ${found}, does not load here: ${causeText}`
+    : 'no native addon was found for this platform';
+  const lines = [
+    `wsk-dgram: ${what} (${target}${libc}, Node ${process.versions.node}, N-API ${process.versions.napi}).`,
+    `Looked for: ${path.join(searched, 'build', 'Release')}/*.node, ${path.join(searched, 'build', 'Debug')}/*.node, ` +
+      `${path.join(searched, 'prebuilds', target)}/*.node (prebuilt binaries here: ` +
+      `${shipped.length > 0 ? shipped.join(', ') : 'none'}).`,
+    'To fix: install a C++17 compiler, make and Python 3, then run `npm rebuild wsk-dgram` to build it ' +
+      'from the shipped sources (docs/install.md); or report the platform at ' +
+      'https://github.com/wsk-dgram/wsk-dgram/issues.',
+  ];
+  return Object.assign(new Error(lines.join('\n'), { cause }), { code: NATIVE_LOAD_ERROR_CODE });
 }

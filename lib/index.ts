@@ -2,7 +2,9 @@
  * wsk-dgram: many UDP datagrams per system call.
  * - The idiomatic API: `createSocket`, `UdpSocket#sendBatch` / `#sendTo` / `#sendToMany` and
  *   their `try` forms.
- * - The WSK layer: `WskSendMessages` with WSK_BUF_LIST / MDL chains, NTSTATUS and IRPs.
+ * - The WSK layer: `WskSendMessages` with WSK_BUF_LIST / MDL chains, NTSTATUS and IRPs. Its
+ *   names are also the `wsk-dgram/wsk` entry (lib/wsk/index.ts) on their own; they stay here
+ *   too, for the code that imports them from the root.
  */
 export {
   createSocket,
