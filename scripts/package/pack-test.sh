@@ -13,8 +13,8 @@
 #   bash scripts/package/pack-test.sh        # or: npm run test:package
 #
 # The installs are offline (npm install --offline): before them, `npm cache add` puts the
-# package's declared dependencies (their ranges, as package.json has them) into the npm cache; a
-# dependency beyond those, or a download at install (a toolchain, headers), fails the test.
+# package's runtime dependencies, with theirs, at the versions package-lock.json pins, into the
+# npm cache; anything beyond those, or a download at install (a toolchain, headers), fails.
 # Prints one line per check and exits non-zero at the first that fails.
 # Environment: WSK_PACK_TEST_NO_ARM64=1 leaves out the qemu-user run (said in the output);
 # WSK_PACK_TEST_KEEP=1 keeps the work directory.
@@ -129,11 +129,20 @@ for tool in make g++ gcc cc c++ python3 python; do
 done
 pass "the install PATH has node, npm, npx, sh and no make, g++, gcc, cc, c++, python3, python"
 
-# What an install of the tarball may take from the registry: its declared dependencies, cached
-# now (npm ci caches tarballs by integrity, not the package documents an install resolves from).
-mapfile -t dependencies < <(node -p 'Object.entries(require("./package.json").dependencies ?? {}).map(([n, r]) => `${n}@${r}`).join("\n")')
-npm cache add "${dependencies[@]}" >"$work/cache.log" 2>&1 || { cat "$work/cache.log" >&2; die "npm cache add ${dependencies[*]}"; }
-pass "npm cache add ${dependencies[*]} (the tarball's dependencies, for the offline installs)"
+# What an install of the tarball may take from the registry: its runtime dependencies and theirs,
+# at the versions package-lock.json pins (every non-dev entry), cached now: npm ci caches
+# tarballs by integrity, not the package documents an install resolves from.
+mapfile -t dependencies < <(node -e '
+  const lock = require("./package-lock.json");
+  const seen = new Set();
+  for (const [key, entry] of Object.entries(lock.packages)) {
+    if (!key.startsWith("node_modules/") || entry.dev || entry.link) continue;
+    seen.add(`${key.slice(key.lastIndexOf("node_modules/") + 13)}@${entry.version}`);
+  }
+  console.log([...seen].sort().join("\n"));
+')
+npm cache add "${dependencies[@]}" >"$work/cache.log" 2>&1 || { cat "$work/cache.log" >&2; die "npm cache add (${#dependencies[@]} packages)"; }
+pass "npm cache add: the ${#dependencies[@]} runtime packages package-lock.json pins (for the offline installs)"
 new_project() {  # new_project DIR
   mkdir -p "$1"
   printf '{ "name": "wsk-dgram-pack-test", "version": "1.0.0", "private": true }\n' > "$1/package.json"
@@ -182,6 +191,29 @@ fi
 pass "npm install --offline with the install script: node-gyp-build ran, compiled nothing (no build/)"
 run_js "$app" consumer.cjs "$expected_addon"
 run_js "$app" consumer.mjs
+
+# 6b. The command, as a new user runs it from the installed package: npx wsk-dgram sink and
+# blast on loopback (their counts must agree), and bench's help.
+port=$(node -e 'const s = require("node:dgram").createSocket("udp4"); s.bind(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })')
+(cd "$app" && bare npx --offline wsk-dgram sink --port "$port" --bind 127.0.0.1 --count 2000 --duration 20 --json) \
+  >"$work/sink.ndjson" 2>"$work/sink.err" &
+sink_pid=$!
+sleep 1.5
+(cd "$app" && bare npx --offline wsk-dgram blast --to "127.0.0.1:$port" --size 200 --count 2000 --rate 20000 --json) \
+  >"$work/blast.ndjson" 2>"$work/blast.err" || { cat "$work/blast.err" >&2; die "npx wsk-dgram blast"; }
+wait "$sink_pid" || { cat "$work/sink.err" >&2; die "npx wsk-dgram sink"; }
+node -e '
+  const fs = require("node:fs");
+  const last = (file) => fs.readFileSync(file, "utf8").trim().split("\n").map((l) => JSON.parse(l)).filter((r) => r.type === "summary").pop();
+  const blast = last(process.argv[1]), sink = last(process.argv[2]);
+  if (!blast || !sink) process.exit(1);
+  console.log(JSON.stringify({ sent: blast.datagrams, received: sink.datagrams, lost: sink.lost }));
+  if (blast.datagrams !== 2000 || sink.datagrams !== 2000 || sink.lost !== 0) process.exit(1);
+' "$work/blast.ndjson" "$work/sink.ndjson" >"$work/cli.json" ||
+  { cat "$work/blast.ndjson" "$work/sink.ndjson" >&2; die "blast and sink counts"; }
+pass "npx wsk-dgram blast -> npx wsk-dgram sink from the installed package: $(cat "$work/cli.json")"
+(cd "$app" && bare npx --offline wsk-dgram bench --help) >"$work/bench-help.txt" 2>&1 || die "npx wsk-dgram bench --help"
+pass "npx wsk-dgram bench --help: $(head -n 1 "$work/bench-help.txt")"
 
 # 7. Strict TypeScript, compiled by this project's own tsc: node16 (ESM and CommonJS) and bundler.
 cp test/package/consumer.mts test/package/consumer.cts "$app/"
