@@ -13,6 +13,7 @@
 import * as path from 'node:path';
 import nodeGypBuild = require('node-gyp-build');
 import type { NativeBatch, NativeSendResult } from './batch';
+import type { IcmpStats, NativeIcmpEntry } from './icmp';
 
 /** An address as the native side reports it. */
 export interface NativeAddress {
@@ -56,6 +57,8 @@ export interface SocketStats {
   bytes: number;
   /** Datagrams on the wire: one cut by an explicit segmentSize counts each segment. */
   segments: number;
+  /** ICMP errors the socket's datagrams caused (Linux; all 0 elsewhere): lib/icmp.ts. */
+  icmp: IcmpStats;
 }
 
 /** The native socket object (native/socket_methods.cc; its send reads the batch in native/batch_reader.cc). */
@@ -99,6 +102,20 @@ export interface NativeUdpSocket {
   /** Segments per super-packet the socket may send (UDP_SEGMENT); 0 when that is off. */
   readonly segmentLimit: number;
   stats(): SocketStats;
+  /**
+   * Keeps ICMP errors for takeErrors() and polls for POLLERR alone (without keeping the loop
+   * alive), calling `onErrors()` when some were read; 0, or EOPNOTSUPP without an error queue.
+   */
+  watchErrors(onErrors: () => void): number;
+  unwatchErrors(): void;
+  /** Reads the kernel's error queue out and hands over the ICMP errors kept, oldest first. */
+  takeErrors(): NativeIcmpEntry[];
+  /** ICMP errors kept and not yet taken. */
+  readonly errorsPending: number;
+  /** Sets an option of native/socket_options.h (lib/icmp.ts SOCKET_OPTION); 0 or errno. */
+  setOption(option: number, value: number): number;
+  /** `{ value }` of an option of native/socket_options.h, or an errno. */
+  getOption(option: number): { value: number } | number;
 }
 
 export interface NativeBinding {

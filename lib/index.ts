@@ -22,6 +22,7 @@ export { DestinationSet, MAX_BATCH_RANGES } from './batch';
 export { WskError } from './errors';
 export type { AddressInfo, ReceivedDatagram, ReceiveOptions } from './receive';
 export type { SocketStats } from './binding';
+export type { IcmpError, IcmpErrorKind, IcmpStats, MtuDiscovery } from './icmp';
 export { MAX_BATCH_DATAGRAMS, MAX_DATAGRAM_PIECES, MAX_UDP_PAYLOAD, type SendControls } from './transport';
 export * from './wsk';
 

@@ -56,14 +56,17 @@ export interface ReceiveOptions {
 
 const { EAGAIN, EWOULDBLOCK } = os.constants.errno;
 
+/** What the reader needs of the native socket. */
+export type NativeReceiver = Pick<NativeUdpSocket, 'receive' | 'startReading' | 'stopReading'>;
+
 export class DatagramReader {
-  readonly #native: NativeUdpSocket;
+  readonly #native: NativeReceiver;
   #arena: Uint8Array | null = null;
   #queue: Promise<unknown> = Promise.resolve();
   #wake: (() => void) | null = null;
   #closed = false;
 
-  constructor(native: NativeUdpSocket) {
+  constructor(native: NativeReceiver) {
     this.#native = native;
   }
 

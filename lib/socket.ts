@@ -22,6 +22,7 @@ import {
   DatagramReader, toAddressInfo, type AddressInfo, type ReceivedDatagram, type ReceiveOptions,
 } from './receive';
 import { SendQueue } from './send-queue';
+import { IcmpWatch, MTU_DISCOVERY, SOCKET_OPTION, type IcmpError, type MtuDiscovery } from './icmp';
 import {
   type BatchSender,
   type Destination,
@@ -107,7 +108,8 @@ export interface SendOptions extends SendControls {
 /**
  * A UDP socket that sends batches of datagrams with one system call (Linux: sendmmsg).
  * What the kernel cannot take at once waits in the socket's queue and goes out, in call order,
- * when the socket is writable. Events: 'drain' (the queue emptied), 'close'.
+ * when the socket is writable. Events: 'drain' (the queue emptied), 'close', 'icmp' (an ICMP
+ * error one of its datagrams caused; Linux).
  */
 export class UdpSocket extends EventEmitter implements BatchSender {
   /** 4 for udp4, 6 for udp6. */
@@ -116,6 +118,7 @@ export class UdpSocket extends EventEmitter implements BatchSender {
   readonly #native: NativeUdpSocket;
   readonly #queue: SendQueue;
   readonly #reader: DatagramReader;
+  readonly #icmp: IcmpWatch;
   #remote: Destination | null = null;
   readonly #addresses: DestinationCache;
   #closed = false;
@@ -134,8 +137,27 @@ export class UdpSocket extends EventEmitter implements BatchSender {
     const error = native.open(this.family);
     if (error !== 0) throw new WskError(error, 'socket');
     this.#native = native;
-    this.#queue = new SendQueue(native, () => this.emit('drain'));
-    this.#reader = new DatagramReader(native);
+    // ICMP errors the native send or receive read on their way are delivered after the call.
+    const icmp = new IcmpWatch(native, this);
+    this.#icmp = icmp;
+    this.#queue = new SendQueue({
+      send: (batch, first, count) => {
+        const result = native.send(batch, first, count);
+        icmp.afterCall();
+        return result;
+      },
+      startPolling: (onWritable) => native.startPolling(onWritable),
+      stopPolling: () => native.stopPolling(),
+    }, () => this.emit('drain'));
+    this.#reader = new DatagramReader({
+      receive: (arena, slotSize, maxDatagrams) => {
+        const result = native.receive(arena, slotSize, maxDatagrams);
+        icmp.afterCall();
+        return result;
+      },
+      startReading: (onReadable) => native.startReading(onReadable),
+      stopReading: () => native.stopReading(),
+    });
     if (typeof options === 'object' && options.gso !== undefined) {
       if (typeof options.gso !== 'boolean') throw new TypeError('gso must be a boolean');
       this.#gso = options.gso;
@@ -148,6 +170,20 @@ export class UdpSocket extends EventEmitter implements BatchSender {
         throw e;
       }
     }
+  }
+
+  /** Adds a listener; an 'icmp' listener gets each IcmpError (Linux: see icmpErrors()). */
+  override on(event: 'icmp', listener: (error: IcmpError) => void): this;
+  override on(event: string | symbol, listener: (...args: never[]) => void): this;
+  override on(event: string | symbol, listener: (...args: never[]) => void): this {
+    return super.on(event, listener as (...args: unknown[]) => void);
+  }
+
+  /** Adds a one-time listener (see on). */
+  override once(event: 'icmp', listener: (error: IcmpError) => void): this;
+  override once(event: string | symbol, listener: (...args: never[]) => void): this;
+  override once(event: string | symbol, listener: (...args: never[]) => void): this {
+    return super.once(event, listener as (...args: unknown[]) => void);
   }
 
   /** True once close() was called. */
@@ -459,6 +495,72 @@ export class UdpSocket extends EventEmitter implements BatchSender {
   }
 
   /**
+   * The ICMP errors this socket's datagrams cause from now on (Linux; elsewhere it never yields),
+   * as the 'icmp' event gives them, until the socket closes or the loop breaks. A consumer more
+   * than 1024 errors behind loses the oldest. Watching never keeps the process alive by itself.
+   */
+  icmpErrors(): AsyncIterableIterator<IcmpError> {
+    return this.#icmp.iterator();
+  }
+
+  /**
+   * Path MTU discovery (Linux IP_MTU_DISCOVER / IPV6_MTU_DISCOVER; Windows the same options,
+   * where 'want' is the system default): 'do' sets DF and refuses (EMSGSIZE) a datagram larger
+   * than the path MTU the kernel knows; 'want' (Linux's default) sets DF but fragments locally
+   * above the known path MTU; 'dont' never sets DF; 'probe' sets DF and ignores the known path
+   * MTU (for probing it). An IPv6 socket sets its IPv4 half too, for v4-mapped peers.
+   */
+  setMtuDiscovery(mode: MtuDiscovery): void {
+    const value = typeof mode === 'string' && Object.hasOwn(MTU_DISCOVERY, mode) ? MTU_DISCOVERY[mode] : undefined;
+    if (value === undefined) {
+      throw new TypeError(`MTU discovery must be 'dont', 'want', 'do' or 'probe', got ${describeValue(mode)}`);
+    }
+    this.#setOption(SOCKET_OPTION.mtuDiscovery, value);
+  }
+
+  /** The path MTU discovery mode (see setMtuDiscovery). */
+  getMtuDiscovery(): MtuDiscovery {
+    const value = this.#getOption(SOCKET_OPTION.mtuDiscovery);
+    const mode = (Object.keys(MTU_DISCOVERY) as MtuDiscovery[]).find((m) => MTU_DISCOVERY[m] === value);
+    return mode ?? 'want';
+  }
+
+  /**
+   * Don't fragment: a datagram larger than the path MTU is refused (EMSGSIZE) instead of
+   * fragmented at the source. IPv6: IPV6_DONTFRAG. IPv4: on Linux setMtuDiscovery('do') for
+   * true and 'want' for false; on Windows IP_DONTFRAGMENT.
+   */
+  setDontFragment(on: boolean): void {
+    if (typeof on !== 'boolean') throw new TypeError(`dontFragment must be a boolean, got ${describeValue(on)}`);
+    this.#setOption(SOCKET_OPTION.dontFragment, on ? 1 : 0);
+  }
+
+  /** Whether datagrams leave with "don't fragment" (see setDontFragment). */
+  getDontFragment(): boolean {
+    return this.#getOption(SOCKET_OPTION.dontFragment) !== 0;
+  }
+
+  /**
+   * The path MTU the kernel knows for the connected remote (Linux IP_MTU / IPV6_MTU; Windows
+   * the same options): lowered by an ICMP "fragmentation needed" / "packet too big". Throws a
+   * WskError ENOTCONN on a socket that is not connected.
+   */
+  getMtu(): number {
+    return this.#getOption(SOCKET_OPTION.mtu);
+  }
+
+  #setOption(option: number, value: number): void {
+    const error = this.#native.setOption(option, value);
+    if (error !== 0) throw new WskError(error, 'setsockopt');
+  }
+
+  #getOption(option: number): number {
+    const result = this.#native.getOption(option);
+    if (typeof result === 'number') throw new WskError(result, 'getsockopt');
+    return result.value;
+  }
+
+  /**
    * Receives a batch with one system call (recvmmsg): waits for at least one datagram, then
    * returns every datagram waiting, up to `maxDatagrams`. Resolves [] when `timeoutMs` passes
    * or the socket closes. The datagrams' bytes are views into the arena: copy what you keep
@@ -493,6 +595,7 @@ export class UdpSocket extends EventEmitter implements BatchSender {
     this.#closed = true;
     this.#queue.cancelAll();
     this.#reader.close();
+    this.#icmp.close();
     this.#native.close();
     this.emit('close');
   }

@@ -24,11 +24,14 @@ using SockLen = int;
 constexpr SocketHandle kInvalidSocket = INVALID_SOCKET;
 // The error the addon reports for a socket that is closed (or never opened).
 constexpr int kErrorBadHandle = WSAENOTSOCK;
+// The error the addon reports for a feature this platform lacks.
+constexpr int kErrorNotSupported = WSAEOPNOTSUPP;
 #else
 using SocketHandle = int;
 using SockLen = socklen_t;
 constexpr SocketHandle kInvalidSocket = -1;
 constexpr int kErrorBadHandle = EBADF;
+constexpr int kErrorNotSupported = EOPNOTSUPP;
 #endif
 
 // 4 or 6: the address families the addon speaks, independent of the OS's AF_* numbers.

@@ -16,6 +16,7 @@
 #include <unordered_set>
 
 #include "batch_reader.h"
+#include "error_queue.h"
 #include "os_socket.h"
 #include "send.h"
 
@@ -85,6 +86,13 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
   Napi::Value Descriptor(const Napi::CallbackInfo& info);
   Napi::Value SegmentLimit(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);
+  // The ICMP error queue (error_queue.h) and the options of socket_options.h.
+  Napi::Value WatchErrors(const Napi::CallbackInfo& info);
+  Napi::Value UnwatchErrors(const Napi::CallbackInfo& info);
+  Napi::Value TakeErrors(const Napi::CallbackInfo& info);
+  Napi::Value ErrorsPending(const Napi::CallbackInfo& info);
+  Napi::Value SetOption(const Napi::CallbackInfo& info);
+  Napi::Value GetOption(const Napi::CallbackInfo& info);
 
   // Parses (ip, port, scopeId) at info[index..] for this socket's family; throws on bad input.
   SocketAddress AddressArgument(const Napi::CallbackInfo& info, size_t index);
@@ -105,8 +113,13 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
   bool polling_ = false;
   bool want_writable_ = false;
   bool want_readable_ = false;
+  // Polling for POLLERR alone (UV_PRIORITIZED: a UDP socket never signals POLLPRI) while
+  // JavaScript watches for ICMP errors; that alone never keeps the event loop alive.
+  bool want_errors_ = false;
+  ErrorQueue errors_;
   Napi::FunctionReference on_writable_;
   Napi::FunctionReference on_readable_;
+  Napi::FunctionReference on_errors_;
   napi_async_context async_context_ = nullptr;
 };
 
