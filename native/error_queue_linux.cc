@@ -3,11 +3,14 @@
 // of "fragmentation needed" / "packet too big"), the ICMP sender right after it
 // (SO_EE_OFFENDER), the offending datagram's destination as msg_name and the start of its
 // payload as data (ip(7), ipv6(7); net/ipv4/ip_sockglue.c ip_recv_error).
-#include <linux/errqueue.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
-#include <time.h>  // linux/errqueue.h uses struct timespec without including it
+
+// clang-format off
+#include <time.h>  // first: linux/errqueue.h uses struct timespec without including it
+#include <linux/errqueue.h>
+// clang-format on
 
 #include <cerrno>
 #include <cstring>

@@ -166,19 +166,22 @@ void UdpSocket::OnPoll(int status, int events) {
   // Keeps the JS object (and so this) alive across the callbacks, which may close the socket.
   [[maybe_unused]] Napi::Object self = Value();
   int wake = status;
-  if (status < 0 && handle_ != kInvalidSocket) {
-    // POLLERR (libuv reports it as UV_EBADF and stops the handle): for a UDP socket, entries in
-    // the error queue or a pending error. The queue is read out now, since its entries are
-    // charged to the receive buffer. With nothing queued the pending error is cleared (an ICMP
-    // whose entry was read just before its error was set), or POLLERR would wake again at once.
-    // Either way the socket itself is fine: sends and receives are woken to try again.
+  // POLLERR: for a UDP socket, entries in the error queue or a pending error. libuv reports it
+  // as UV_EBADF and stops the handle, unless POLLPRI is asked for (want_errors_): then it merges
+  // POLLPRI in and reports UV_PRIORITIZED with status 0 (src/unix/linux.c uv__io_poll, poll.c).
+  const bool error_wake = status < 0 || (events & UV_PRIORITIZED) != 0;
+  if (error_wake && handle_ != kInvalidSocket) {
+    // The queue is read out now, since its entries are charged to the receive buffer. With
+    // nothing queued the pending error is cleared (an ICMP whose entry was read just before its
+    // error was set), or POLLERR would wake again at once. Either way the socket itself is
+    // fine: sends and receives are woken to try again.
     wake = errors_.Drain(handle_) > 0 ? 0 : -TakeSocketError(handle_);
   }
   // An error wakes both directions: the next send or receive reports it.
-  if (want_writable_ && (status < 0 || (events & UV_WRITABLE) != 0)) {
+  if (want_writable_ && (error_wake || (events & UV_WRITABLE) != 0)) {
     Invoke(on_writable_, wake);
   }
-  if (want_readable_ && (status < 0 || (events & UV_READABLE) != 0)) {
+  if (want_readable_ && (error_wake || (events & UV_READABLE) != 0)) {
     Invoke(on_readable_, wake);
   }
   if (want_errors_ && errors_.pending() > 0) Invoke(on_errors_, 0);
