@@ -90,7 +90,6 @@ size_t ErrorQueue::Drain(SocketHandle socket) {
       continue;
     }
     try {
-      if (ring_.capacity() == 0) ring_.reserve(kCapacity);
       ring_.push_back(entry);
     } catch (...) {
       ++counters_.dropped;  // no memory for the ring: the entry is counted, not kept

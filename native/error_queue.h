@@ -112,7 +112,7 @@ class ErrorQueue {
   void Clear() { ring_.clear(); }
 
  private:
-  std::vector<ErrorQueueEntry> ring_;  // FIFO; reserved once, at the first entry kept
+  std::vector<ErrorQueueEntry> ring_;  // FIFO of at most kCapacity; grows only while watched
   ErrorQueueCounters counters_;
   int unclaimed_error_ = 0;
   bool keep_ = false;

@@ -81,7 +81,7 @@ node -e '
 {
   cat "$npm_dir/node-api-headers/def/node_api.def"
   echo  # the .def may lack a final newline
-  printf '%s\n' uv_close uv_poll_init_socket uv_poll_start uv_poll_stop
+  printf '%s\n' uv_close uv_poll_init_socket uv_poll_start uv_poll_stop uv_ref uv_unref
 } > "$out/node.def"
 "$dlltool" --input-def "$out/node.def" --dllname node.exe --output-lib "$out/libnode.a"
 
