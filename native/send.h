@@ -123,10 +123,10 @@ struct SendOutcome {
   size_t messages = 0;
 };
 
-// How every back-end treats an ICMP's leftover error (with IP_RECVERR the kernel keeps the
-// error of a peer's ICMP as the socket's pending error, and reports it to the NEXT send, to any
-// destination; sendmmsg consumes it at the message it fails and returns a short count without
-// it). The rule:
+// AsyncErrorPolicy: how every back-end treats an ICMP's leftover error. (With IP_RECVERR the
+// kernel keeps the error of a peer's ICMP as the socket's pending error and reports it to the
+// NEXT send, to any destination; sendmmsg consumes it at the message it fails and returns a
+// short count without it.) The rule:
 // - Unconnected socket (the batch has destinations): the error is not the datagram's. The
 //   datagram it surfaced at goes again (at most kAsyncRetries times in a row; after that the
 //   error counts as the datagram's own), and the ICMP goes to the error queue's ring ('icmp').
