@@ -14,6 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import nodeGypBuild = require('node-gyp-build');
 import type { NativeBatch, NativeSendResult } from './batch';
+import type { IcmpStats, NativeIcmpEntry } from './icmp';
 
 /** An address as the native side reports it. */
 export interface NativeAddress {
@@ -57,6 +58,8 @@ export interface SocketStats {
   bytes: number;
   /** Datagrams on the wire: one cut by an explicit segmentSize counts each segment. */
   segments: number;
+  /** ICMP errors the socket's datagrams caused (Linux; all 0 elsewhere): lib/icmp.ts. */
+  icmp: IcmpStats;
 }
 
 /**
@@ -75,6 +78,10 @@ export const NativeOption = {
   receiveBufferForce: 9,
   sendBufferForce: 10,
   sendBufferSize: 11,
+  mtuDiscovery: 20,
+  dontFragment: 21,
+  mtu: 22,
+  recvErr: 23,
 } as const;
 
 export type NativeOptionNumber = (typeof NativeOption)[keyof typeof NativeOption];
@@ -147,6 +154,16 @@ export interface NativeUdpSocket {
   /** Segments per super-packet the socket may send (UDP_SEGMENT); 0 when that is off. */
   readonly segmentLimit: number;
   stats(): SocketStats;
+  /**
+   * Keeps ICMP errors for takeErrors() and polls for POLLERR alone (without keeping the loop
+   * alive), calling `onErrors()` when some were read; 0, or EOPNOTSUPP without an error queue.
+   */
+  watchErrors(onErrors: () => void): number;
+  unwatchErrors(): void;
+  /** Reads the kernel's error queue out and hands over the ICMP errors kept, oldest first. */
+  takeErrors(): NativeIcmpEntry[];
+  /** ICMP errors kept and not yet taken. */
+  readonly errorsPending: number;
 }
 
 export interface NativeBinding {

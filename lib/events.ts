@@ -3,6 +3,7 @@
  * `EventEmitter<UdpSocketEvents>`, so `socket.on('messge', ...)` or a listener of the wrong
  * shape does not compile. All platforms.
  */
+import type { IcmpError } from './icmp';
 
 /** The sender of a datagram, as node:dgram's 'message' event reports it. */
 export interface RemoteInfo {
@@ -29,6 +30,8 @@ export interface UdpSocketEvents {
   error: [error: Error];
   /** bind() succeeded (emitted on the next tick, as node:dgram emits it after its bind). */
   listening: [];
+  /** An ICMP error one of the socket's datagrams caused (Linux; see UdpSocket.icmpErrors()). */
+  icmp: [error: IcmpError];
   /** EventEmitter's own: a listener is about to be added. */
   newListener: [eventName: string | symbol, listener: (...args: never[]) => void];
   /** EventEmitter's own: a listener was removed. */

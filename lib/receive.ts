@@ -71,8 +71,11 @@ interface ReceiveRequest {
 
 const { EAGAIN, EWOULDBLOCK } = os.constants.errno;
 
+/** What the reader needs of the native socket. */
+export type NativeReceiver = Pick<NativeUdpSocket, 'receive' | 'startReading' | 'stopReading'>;
+
 export class DatagramReader {
-  readonly #native: NativeUdpSocket;
+  readonly #native: NativeReceiver;
   #arena: Uint8Array | null = null;
   #queue: Promise<unknown> = Promise.resolve();
   /** Ends the current wait for readability (close, abort). */
@@ -82,7 +85,7 @@ export class DatagramReader {
   #ref = true;
   #closed = false;
 
-  constructor(native: NativeUdpSocket) {
+  constructor(native: NativeReceiver) {
     this.#native = native;
   }
 

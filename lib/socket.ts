@@ -13,7 +13,7 @@ import {
   type BatchInput,
   type Datagram,
 } from './batch';
-import { binding, NativeOption, type NativeControls, type NativeUdpSocket, type SocketStats } from './binding';
+import { binding, NativeOption, type NativeControls, type NativeOptionNumber, type NativeUdpSocket, type SocketStats } from './binding';
 import { checkPort, parseIpLiteral } from './address';
 import { nativeControls } from './controls';
 import { describeValue } from './describe';
@@ -27,6 +27,7 @@ import {
 import { SendQueue } from './send-queue';
 import { checkOptionNames, RECEIVE_INFO_OPTION_NAMES, SEND_OPTION_NAMES } from './option-names';
 import * as sockopts from './socket-options';
+import { IcmpWatch, MTU_DISCOVERY, type IcmpError, type MtuDiscovery } from './icmp';
 import {
   type BatchSender,
   type Destination,
@@ -148,8 +149,8 @@ export interface SendOptions extends SendControls {
  * A UDP socket that sends batches of datagrams with one system call (Linux: sendmmsg).
  * What the kernel cannot take at once waits in the socket's queue and goes out, in call order,
  * when the socket is writable. Events (typed by UdpSocketEvents, lib/events.ts): 'drain' (the
- * queue emptied), 'close', 'listening', and node:dgram's 'message' / 'error' while a 'message'
- * listener is attached.
+ * queue emptied), 'close', 'listening', node:dgram's 'message' / 'error' while a 'message'
+ * listener is attached, and 'icmp' (an ICMP error one of its datagrams caused; Linux).
  */
 export class UdpSocket extends EventEmitter<UdpSocketEvents> implements BatchSender, AsyncDisposable, Disposable {
   /** 4 for udp4, 6 for udp6. */
@@ -159,6 +160,7 @@ export class UdpSocket extends EventEmitter<UdpSocketEvents> implements BatchSen
   readonly #queue: SendQueue;
   readonly #reader: DatagramReader;
   readonly #messages: MessageEvents;
+  readonly #icmp: IcmpWatch;
   #remote: Destination | null = null;
   readonly #addresses: DestinationCache;
   #closed = false;
@@ -191,8 +193,27 @@ export class UdpSocket extends EventEmitter<UdpSocketEvents> implements BatchSen
       throw e;
     }
     this.#native = native;
-    this.#queue = new SendQueue(native, () => this.emit('drain'));
-    this.#reader = new DatagramReader(native);
+    // ICMP errors the native send or receive read on their way are delivered after the call.
+    const icmp = new IcmpWatch(native, this);
+    this.#icmp = icmp;
+    this.#queue = new SendQueue({
+      send: (batch, first, count) => {
+        const result = native.send(batch, first, count);
+        icmp.afterCall();
+        return result;
+      },
+      startPolling: (onWritable) => native.startPolling(onWritable),
+      stopPolling: () => native.stopPolling(),
+    }, () => this.emit('drain'));
+    this.#reader = new DatagramReader({
+      receive: (arena, slotSize, maxDatagrams) => {
+        const result = native.receive(arena, slotSize, maxDatagrams);
+        icmp.afterCall();
+        return result;
+      },
+      startReading: (onReadable) => native.startReading(onReadable),
+      stopReading: () => native.stopReading(),
+    });
     this.#messages = new MessageEvents(this);
     if (signal?.aborted) process.nextTick(() => this.close());
     else if (signal !== undefined) this.once('close', onAbort(signal, () => this.close()));
@@ -238,6 +259,7 @@ export class UdpSocket extends EventEmitter<UdpSocketEvents> implements BatchSen
   override removeAllListeners(...args: Parameters<EventEmitter<UdpSocketEvents>['removeAllListeners']>): this {
     super.removeAllListeners(...args);
     this.#messages.install();
+    this.#icmp.install();
     return this;
   }
 
@@ -678,6 +700,72 @@ export class UdpSocket extends EventEmitter<UdpSocketEvents> implements BatchSen
   }
 
   /**
+   * The ICMP errors this socket's datagrams cause from now on (Linux; elsewhere it never yields),
+   * as the 'icmp' event gives them, until the socket closes or the loop breaks. A consumer more
+   * than 1024 errors behind loses the oldest. Watching never keeps the process alive by itself.
+   */
+  icmpErrors(): AsyncIterableIterator<IcmpError> {
+    return this.#icmp.iterator();
+  }
+
+  /**
+   * Path MTU discovery (Linux IP_MTU_DISCOVER / IPV6_MTU_DISCOVER; Windows the same options,
+   * where 'want' is the system default): 'do' sets DF and refuses (EMSGSIZE) a datagram larger
+   * than the path MTU the kernel knows; 'want' (Linux's default) sets DF but fragments locally
+   * above the known path MTU; 'dont' never sets DF; 'probe' sets DF and ignores the known path
+   * MTU (for probing it). An IPv6 socket sets its IPv4 half too, for v4-mapped peers.
+   */
+  setMtuDiscovery(mode: MtuDiscovery): void {
+    const value = typeof mode === 'string' && Object.hasOwn(MTU_DISCOVERY, mode) ? MTU_DISCOVERY[mode] : undefined;
+    if (value === undefined) {
+      throw new TypeError(`MTU discovery must be 'dont', 'want', 'do' or 'probe', got ${describeValue(mode)}`);
+    }
+    this.#setOption(NativeOption.mtuDiscovery, value);
+  }
+
+  /** The path MTU discovery mode (see setMtuDiscovery). */
+  getMtuDiscovery(): MtuDiscovery {
+    const value = this.#getOption(NativeOption.mtuDiscovery);
+    const mode = (Object.keys(MTU_DISCOVERY) as MtuDiscovery[]).find((m) => MTU_DISCOVERY[m] === value);
+    return mode ?? 'want';
+  }
+
+  /**
+   * Don't fragment: a datagram larger than the path MTU is refused (EMSGSIZE) instead of
+   * fragmented at the source. IPv6: IPV6_DONTFRAG. IPv4: on Linux setMtuDiscovery('do') for
+   * true and 'want' for false; on Windows IP_DONTFRAGMENT.
+   */
+  setDontFragment(on: boolean): void {
+    if (typeof on !== 'boolean') throw new TypeError(`dontFragment must be a boolean, got ${describeValue(on)}`);
+    this.#setOption(NativeOption.dontFragment, on ? 1 : 0);
+  }
+
+  /** Whether datagrams leave with "don't fragment" (see setDontFragment). */
+  getDontFragment(): boolean {
+    return this.#getOption(NativeOption.dontFragment) !== 0;
+  }
+
+  /**
+   * The path MTU the kernel knows for the connected remote (Linux IP_MTU / IPV6_MTU; Windows
+   * the same options): lowered by an ICMP "fragmentation needed" / "packet too big". Throws a
+   * WskError ENOTCONN on a socket that is not connected.
+   */
+  getMtu(): number {
+    return this.#getOption(NativeOption.mtu);
+  }
+
+  #setOption(option: NativeOptionNumber, value: number): void {
+    const error = this.#native.setOption(option, value);
+    if (error !== 0) throw new WskError(error, 'setsockopt');
+  }
+
+  #getOption(option: NativeOptionNumber): number {
+    const result = this.#native.getOption(option);
+    if (typeof result === 'number') throw new WskError(result, 'getsockopt');
+    return result.value;
+  }
+
+  /**
    * Receives a batch with one system call (recvmmsg): waits for at least one datagram, then
    * returns every datagram waiting, up to `maxDatagrams`. Resolves [] when `timeoutMs` passes
    * or the socket closes. The datagrams' bytes are views into the arena: copy what you keep
@@ -713,6 +801,7 @@ export class UdpSocket extends EventEmitter<UdpSocketEvents> implements BatchSen
     this.#queue.cancelAll();
     this.#messages.stop();
     this.#reader.close();
+    this.#icmp.close();
     this.#native.close();
     this.emit('close');
   }

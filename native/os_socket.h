@@ -27,12 +27,15 @@ constexpr int kErrorBadHandle = WSAENOTSOCK;
 // What a borrowed descriptor (UdpSocket::Adopt) refuses: polling, receiving, bind, connect,
 // options.
 constexpr int kErrorNotOwned = WSAEOPNOTSUPP;
+// The error the addon reports for a feature this platform lacks.
+constexpr int kErrorNotSupported = WSAEOPNOTSUPP;
 #else
 using SocketHandle = int;
 using SockLen = socklen_t;
 constexpr SocketHandle kInvalidSocket = -1;
 constexpr int kErrorBadHandle = EBADF;
 constexpr int kErrorNotOwned = EOPNOTSUPP;
+constexpr int kErrorNotSupported = EOPNOTSUPP;
 #endif
 
 // 4 or 6: the address families the addon speaks, independent of the OS's AF_* numbers.

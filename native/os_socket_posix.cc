@@ -167,6 +167,7 @@ int SetPerFamily(SocketHandle socket, IpFamily family, LevelNames names, int val
 }  // namespace
 
 int SetSocketOption(SocketHandle socket, IpFamily family, SocketOption option, int value) {
+  const bool v6 = family == IpFamily::kV6;
   switch (option) {
     case SocketOption::kReuseAddress:
       return SetInt(socket, SOL_SOCKET, SO_REUSEADDR, value);
@@ -202,6 +203,38 @@ int SetSocketOption(SocketHandle socket, IpFamily family, SocketOption option, i
 #endif
     case SocketOption::kSendBufferSize:
       return SetInt(socket, SOL_SOCKET, SO_SNDBUF, value);
+#if defined(IP_MTU_DISCOVER) && defined(IPV6_MTU_DISCOVER)
+    case SocketOption::kMtuDiscovery:
+      // Linux's IP_PMTUDISC_* numbers are the addon's. An IPv6 socket's IPv4 half (v4-mapped
+      // peers) follows, best effort.
+      if (!v6) return SetInt(socket, IPPROTO_IP, IP_MTU_DISCOVER, value);
+      if (int error = SetInt(socket, IPPROTO_IPV6, IPV6_MTU_DISCOVER, value)) return error;
+      SetInt(socket, IPPROTO_IP, IP_MTU_DISCOVER, value);
+      return 0;
+#endif
+    case SocketOption::kDontFragment:
+#ifdef IP_MTU_DISCOVER
+      if (!v6) {
+        return SetInt(socket, IPPROTO_IP, IP_MTU_DISCOVER,
+                      value ? IP_PMTUDISC_DO : IP_PMTUDISC_WANT);
+      }
+#else
+      if (!v6) return ENOPROTOOPT;
+#endif
+#ifdef IPV6_DONTFRAG
+      return SetInt(socket, IPPROTO_IPV6, IPV6_DONTFRAG, value ? 1 : 0);
+#else
+      return ENOPROTOOPT;
+#endif
+#if defined(IP_RECVERR) && defined(IPV6_RECVERR)
+    case SocketOption::kRecvErr:
+      if (!v6) return SetInt(socket, IPPROTO_IP, IP_RECVERR, value ? 1 : 0);
+      if (int error = SetInt(socket, IPPROTO_IPV6, IPV6_RECVERR, value ? 1 : 0)) return error;
+      SetInt(socket, IPPROTO_IP, IP_RECVERR, value ? 1 : 0);
+      return 0;
+#endif
+    case SocketOption::kMtu:  // read only
+      return ENOPROTOOPT;
   }
   return ENOPROTOOPT;
 }
@@ -241,6 +274,38 @@ int GetSocketOption(SocketHandle socket, IpFamily family, SocketOption option, i
     case SocketOption::kSendBufferSize:
     case SocketOption::kSendBufferForce:
       return GetInt(socket, SOL_SOCKET, SO_SNDBUF, value);
+#if defined(IP_MTU_DISCOVER) && defined(IPV6_MTU_DISCOVER)
+    case SocketOption::kMtuDiscovery:
+      return v6 ? GetInt(socket, IPPROTO_IPV6, IPV6_MTU_DISCOVER, value)
+                : GetInt(socket, IPPROTO_IP, IP_MTU_DISCOVER, value);
+#endif
+    case SocketOption::kDontFragment:
+#ifdef IP_MTU_DISCOVER
+      if (!v6) {
+        int mode = 0;
+        if (int error = GetInt(socket, IPPROTO_IP, IP_MTU_DISCOVER, &mode)) return error;
+        *value = mode == IP_PMTUDISC_DO || mode == IP_PMTUDISC_PROBE ? 1 : 0;
+        return 0;
+      }
+#else
+      if (!v6) return ENOPROTOOPT;
+#endif
+#ifdef IPV6_DONTFRAG
+      return GetInt(socket, IPPROTO_IPV6, IPV6_DONTFRAG, value);
+#else
+      return ENOPROTOOPT;
+#endif
+#if defined(IP_MTU) && defined(IPV6_MTU)
+    case SocketOption::kMtu:
+      // ENOTCONN unless connected: the kernel knows a path MTU per destination.
+      return v6 ? GetInt(socket, IPPROTO_IPV6, IPV6_MTU, value)
+                : GetInt(socket, IPPROTO_IP, IP_MTU, value);
+#endif
+#if defined(IP_RECVERR) && defined(IPV6_RECVERR)
+    case SocketOption::kRecvErr:
+      return v6 ? GetInt(socket, IPPROTO_IPV6, IPV6_RECVERR, value)
+                : GetInt(socket, IPPROTO_IP, IP_RECVERR, value);
+#endif
   }
   return ENOPROTOOPT;
 }

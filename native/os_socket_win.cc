@@ -1,6 +1,7 @@
 // Socket operations for Windows (Winsock 2). Errors are WSAGetLastError() codes, which the
 // TypeScript layer maps to NTSTATUS through lib/wsk/wsa.ts.
 #include <winsock2.h>
+#include <mswsock.h>
 #include <ws2tcpip.h>
 
 #include <cstring>
@@ -25,7 +26,105 @@ int EnsureWinsock() {
   return result;
 }
 
+#ifndef SIO_UDP_NETRESET
+#define SIO_UDP_NETRESET _WSAIOW(IOC_VENDOR, 15)  // mstcpip.h; not in MinGW-w64's headers
+#endif
+
+// Windows reports an ICMP port unreachable (SIO_UDP_CONNRESET) or TTL expired
+// (SIO_UDP_NETRESET) caused by an earlier send as WSAECONNRESET / WSAENETRESET on a LATER
+// receive, whoever it came from: one dead peer would break every receive of the socket. Both
+// are turned off, as MsQuic and .NET do for servers. Best effort: Wine accepts the ioctls.
+void DisableIcmpResets(SOCKET s) {
+  for (const DWORD code :
+       {static_cast<DWORD>(SIO_UDP_CONNRESET), static_cast<DWORD>(SIO_UDP_NETRESET)}) {
+    BOOL on = FALSE;
+    DWORD returned = 0;
+    WSAIoctl(s, code, &on, sizeof(on), nullptr, 0, &returned, nullptr, nullptr);
+  }
+}
+
+int SetInt(SOCKET s, int level, int name, int value) {
+  DWORD v = static_cast<DWORD>(value);
+  return setsockopt(s, level, name, reinterpret_cast<const char*>(&v), sizeof(v)) == 0
+             ? 0
+             : WSAGetLastError();
+}
+
+int GetInt(SOCKET s, int level, int name, int* value) {
+  DWORD v = 0;
+  int length = sizeof(v);
+  if (getsockopt(s, level, name, reinterpret_cast<char*>(&v), &length) != 0) {
+    return WSAGetLastError();
+  }
+  *value = static_cast<int>(v);
+  return 0;
+}
+
+// The addon's MtuDiscovery (Linux numbering) in Windows' PMTUD_STATE, and back. Windows has no
+// "want": its default (IP_PMTUDISC_NOT_SET) discovers the path MTU and fragments above it.
+int ToWindowsPmtud(int mode) {
+  switch (static_cast<MtuDiscovery>(mode)) {
+    case MtuDiscovery::kDont:
+      return IP_PMTUDISC_DONT;
+    case MtuDiscovery::kDo:
+      return IP_PMTUDISC_DO;
+    case MtuDiscovery::kProbe:
+      return IP_PMTUDISC_PROBE;
+    default:
+      return IP_PMTUDISC_NOT_SET;
+  }
+}
+
+int FromWindowsPmtud(int state) {
+  switch (state) {
+    case IP_PMTUDISC_DONT:
+      return static_cast<int>(MtuDiscovery::kDont);
+    case IP_PMTUDISC_DO:
+      return static_cast<int>(MtuDiscovery::kDo);
+    case IP_PMTUDISC_PROBE:
+      return static_cast<int>(MtuDiscovery::kProbe);
+    default:
+      return static_cast<int>(MtuDiscovery::kWant);
+  }
+}
+
 }  // namespace
+
+// The path-MTU options (20 and up), for SetSocketOption/GetSocketOption below.
+static int SetPathOption(SocketHandle socket, IpFamily family, SocketOption option, int value) {
+  const bool v6 = family == IpFamily::kV6;
+  switch (option) {
+    case SocketOption::kMtuDiscovery:
+      return v6 ? SetInt(socket, IPPROTO_IPV6, IPV6_MTU_DISCOVER, ToWindowsPmtud(value))
+                : SetInt(socket, IPPROTO_IP, IP_MTU_DISCOVER, ToWindowsPmtud(value));
+    case SocketOption::kDontFragment:
+      return v6 ? SetInt(socket, IPPROTO_IPV6, IPV6_DONTFRAG, value ? 1 : 0)
+                : SetInt(socket, IPPROTO_IP, IP_DONTFRAGMENT, value ? 1 : 0);
+    default:
+      return WSAENOPROTOOPT;  // no ICMP error queue on Windows (error_queue_stub.cc)
+  }
+}
+
+static int GetPathOption(SocketHandle socket, IpFamily family, SocketOption option, int* value) {
+  const bool v6 = family == IpFamily::kV6;
+  switch (option) {
+    case SocketOption::kMtuDiscovery: {
+      int state = 0;
+      const int error = v6 ? GetInt(socket, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &state)
+                           : GetInt(socket, IPPROTO_IP, IP_MTU_DISCOVER, &state);
+      if (error == 0) *value = FromWindowsPmtud(state);
+      return error;
+    }
+    case SocketOption::kDontFragment:
+      return v6 ? GetInt(socket, IPPROTO_IPV6, IPV6_DONTFRAG, value)
+                : GetInt(socket, IPPROTO_IP, IP_DONTFRAGMENT, value);
+    case SocketOption::kMtu:
+      return v6 ? GetInt(socket, IPPROTO_IPV6, IPV6_MTU, value)
+                : GetInt(socket, IPPROTO_IP, IP_MTU, value);
+    default:
+      return WSAENOPROTOOPT;
+  }
+}
 
 int MakeAddress(IpFamily family, const char* ip, uint16_t port, uint32_t scope_id,
                 SocketAddress* out) {
@@ -93,6 +192,7 @@ int OpenUdpSocket(IpFamily family, bool ipv6_only, SocketHandle* out) {
       return error;
     }
   }
+  DisableIcmpResets(s);
   *out = s;
   return 0;
 }
@@ -190,6 +290,11 @@ int SetSocketOption(SocketHandle socket, IpFamily family, SocketOption option, i
     case SocketOption::kReceiveBufferForce:
     case SocketOption::kSendBufferForce:
       return WSAENOPROTOOPT;
+    case SocketOption::kMtuDiscovery:
+    case SocketOption::kDontFragment:
+    case SocketOption::kMtu:
+    case SocketOption::kRecvErr:
+      return SetPathOption(socket, family, option, value);
   }
   return WSAENOPROTOOPT;
 }
@@ -221,6 +326,11 @@ int GetSocketOption(SocketHandle socket, IpFamily family, SocketOption option, i
     case SocketOption::kReceiveBufferForce:
     case SocketOption::kSendBufferForce:
       return WSAENOPROTOOPT;
+    case SocketOption::kMtuDiscovery:
+    case SocketOption::kDontFragment:
+    case SocketOption::kMtu:
+    case SocketOption::kRecvErr:
+      return GetPathOption(socket, family, option, value);
   }
   return WSAENOPROTOOPT;
 }

@@ -46,7 +46,8 @@ void CloseAllSockets(const std::shared_ptr<EnvState>& state) {
 // Starts, changes or stops the poll to match what is wanted (writable for pending sends,
 // readable for a waiting receive). Returns 0 or an errno.
 int UdpSocket::UpdatePolling(Napi::Env env) {
-  const int events = (want_writable_ ? UV_WRITABLE : 0) | (want_readable_ ? UV_READABLE : 0);
+  const int events = (want_writable_ ? UV_WRITABLE : 0) | (want_readable_ ? UV_READABLE : 0) |
+                     (want_errors_ ? UV_PRIORITIZED : 0);
   if (events == 0) {
     if (polling_) {
       uv_poll_stop(&poller_->handle);
@@ -74,10 +75,10 @@ int UdpSocket::UpdatePolling(Napi::Env env) {
       return -result;  // libuv errors: -errno on POSIX, -UV_E* (a libuv code) on Windows
     }
     poller_->handle.data = poller_;
-    if (!ref_wanted_) uv_unref(reinterpret_cast<uv_handle_t*>(&poller_->handle));
   }
   const int result = uv_poll_start(&poller_->handle, events, OnPollEvent);
   if (result != 0) return -result;
+  ApplyRef();
   if (!polling_) {
     polling_ = true;
     Ref();
@@ -85,9 +86,22 @@ int UdpSocket::UpdatePolling(Napi::Env env) {
   return 0;
 }
 
+// The poll handle keeps the event loop alive only while a send or receive waits on it and the
+// socket is ref'd (ref()/unref()); watching for ICMP errors alone never does.
+void UdpSocket::ApplyRef() {
+  if (poller_ == nullptr) return;
+  auto* handle = reinterpret_cast<uv_handle_t*>(&poller_->handle);
+  if (ref_wanted_ && (want_writable_ || want_readable_)) {
+    uv_ref(handle);
+  } else {
+    uv_unref(handle);
+  }
+}
+
 int UdpSocket::CloseHandle() {
   want_writable_ = false;
   want_readable_ = false;
+  want_errors_ = false;
   if (poller_ != nullptr) {
     if (polling_) {
       uv_poll_stop(&poller_->handle);
@@ -104,6 +118,7 @@ int UdpSocket::CloseHandle() {
   if (!state_->tearing_down) {
     on_writable_.Reset();
     on_readable_.Reset();
+    on_errors_.Reset();
     if (async_context_ != nullptr) {
       napi_async_destroy(Env(), async_context_);
       async_context_ = nullptr;
@@ -162,14 +177,7 @@ Napi::Value UdpSocket::SetRef(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsBoolean()) ThrowType(env, "ref must be a boolean");
   ref_wanted_ = info[0].As<Napi::Boolean>().Value();
-  if (poller_ != nullptr) {
-    auto* handle = reinterpret_cast<uv_handle_t*>(&poller_->handle);
-    if (ref_wanted_) {
-      uv_ref(handle);
-    } else {
-      uv_unref(handle);
-    }
-  }
+  ApplyRef();
   return env.Undefined();
 }
 
@@ -178,24 +186,58 @@ void UdpSocket::OnPoll(int status, int events) {
   Napi::HandleScope scope(env);
   // Keeps the JS object (and so this) alive across the callbacks, which may close the socket.
   [[maybe_unused]] Napi::Object self = Value();
+  int wake = status;
+  // POLLERR: for a UDP socket, entries in the error queue or a pending error. libuv reports it
+  // as UV_EBADF and stops the handle, unless POLLPRI is asked for (want_errors_): then it merges
+  // POLLPRI in and reports UV_PRIORITIZED with status 0 (src/unix/linux.c uv__io_poll, poll.c).
+  const bool error_wake = status < 0 || (events & UV_PRIORITIZED) != 0;
+  if (error_wake && handle_ != kInvalidSocket) {
+    // The queue is read out now, since its entries are charged to the receive buffer. With
+    // nothing queued the pending error is cleared (an ICMP whose entry was read just before its
+    // error was set), or POLLERR would wake again at once. Either way the socket itself is
+    // fine: sends and receives are woken to try again.
+    wake = errors_.Drain(handle_) > 0 ? 0 : -TakeSocketError(handle_);
+  }
   // An error wakes both directions: the next send or receive reports it.
-  if (want_writable_ && (status < 0 || (events & UV_WRITABLE) != 0)) {
-    Invoke(on_writable_, status);
+  if (want_writable_ && (error_wake || (events & UV_WRITABLE) != 0)) {
+    Invoke(on_writable_, wake);
   }
-  if (want_readable_ && (status < 0 || (events & UV_READABLE) != 0)) {
-    Invoke(on_readable_, status);
+  if (want_readable_ && (error_wake || (events & UV_READABLE) != 0)) {
+    Invoke(on_readable_, wake);
   }
-  if (status < 0 && poller_ != nullptr) {
-    // On POLLERR (a UDP socket with a pending ICMP error) libuv stops the handle itself:
-    // start it again for whatever still waits, or settle the stopped state.
-    if (want_writable_ || want_readable_) {
-      uv_poll_start(&poller_->handle,
-                    (want_writable_ ? UV_WRITABLE : 0) | (want_readable_ ? UV_READABLE : 0),
-                    OnPollEvent);
-    } else {
-      UpdatePolling(env);
-    }
+  if (want_errors_ && errors_.pending() > 0) Invoke(on_errors_, 0);
+  // libuv stopped the handle on POLLERR: start it again for whatever still waits, or settle the
+  // stopped state.
+  if (status < 0 && poller_ != nullptr) UpdatePolling(env);
+}
+
+// watchErrors(onErrors) / unwatchErrors(): while watched, ICMP errors are kept for takeErrors()
+// and onErrors() runs from the event loop when some were read; 0 or an errno (EOPNOTSUPP where
+// there is no error queue). Idempotent.
+Napi::Value UdpSocket::WatchErrors(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsFunction()) ThrowType(env, "onErrors must be a function");
+  if (handle_ == kInvalidSocket) return Napi::Number::New(env, kErrorBadHandle);
+  if (!ErrorQueueSupported()) return Napi::Number::New(env, kErrorNotSupported);
+  if (borrowed_) return Napi::Number::New(env, kErrorNotOwned);
+  on_errors_.Reset(info[0].As<Napi::Function>(), 1);
+  want_errors_ = true;
+  errors_.set_keep(true);
+  const int error = UpdatePolling(env);
+  if (error != 0) {
+    want_errors_ = false;
+    errors_.set_keep(false);
   }
+  return Napi::Number::New(env, error);
+}
+
+Napi::Value UdpSocket::UnwatchErrors(const Napi::CallbackInfo& info) {
+  want_errors_ = false;
+  errors_.set_keep(false);
+  errors_.Clear();
+  on_errors_.Reset();
+  UpdatePolling(info.Env());
+  return info.Env().Undefined();
 }
 
 void UdpSocket::Invoke(const Napi::FunctionReference& callback, int status) {

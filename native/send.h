@@ -15,6 +15,8 @@
 
 namespace wsk {
 
+class ErrorQueue;
+
 // One contiguous piece of a datagram's payload, pointing into caller memory (never copied).
 struct ByteRange {
   const uint8_t* data;
@@ -91,6 +93,10 @@ struct SendBatch {
   // Where those failures go, in window order; reserved by the caller for every datagram of the
   // window, so that recording one never allocates. Required when continue_on_error.
   std::vector<SendFailure>* failures;
+  // The socket's ICMP error queue (error_queue.h), or nullptr where there is none. The back-ends
+  // use it to tell an error an earlier datagram's ICMP left on the socket from the error of the
+  // datagram being sent (AsyncErrorPolicy below).
+  ErrorQueue* errors = nullptr;
 
   // The address datagram `i` of the window goes to; nullptr for the connected remote.
   const SocketAddress* DestinationOf(size_t i) const {
@@ -129,6 +135,29 @@ struct SendOutcome {
   size_t syscalls = 0;
   size_t messages = 0;
 };
+
+// AsyncErrorPolicy: how every back-end treats an ICMP's leftover error. (With IP_RECVERR the
+// kernel keeps the error of a peer's ICMP as the socket's pending error and reports it to the
+// NEXT send, to any destination; sendmmsg consumes it at the message it fails and returns a
+// short count without it.) The rule:
+// - Unconnected socket (the batch has destinations): the error is not the datagram's. The
+//   datagram it surfaced at goes again (at most kAsyncRetries times in a row; after that the
+//   error counts as the datagram's own), and the ICMP goes to the error queue's ring ('icmp').
+// - Connected socket (every datagram goes to the one remote, whose ICMP it is): the error
+//   belongs to the first datagram it surfaced at, which is not sent: the send stops there with
+//   it (with continue_on_error it is that datagram's failure and the send goes on). A sendmmsg
+//   call cut short by it reports it at that datagram, as the sendmsg loop does; so both give the
+//   same datagrams, bytes and error for the same arrival.
+// An ICMP the error queue was read for before the send (a POLLERR while polling, a receive) has
+// cleared the pending error: it fails no send, it is only reported as an 'icmp' event.
+constexpr int kAsyncRetries = 8;
+
+// error_queue.cc: whether `error` (0: a sendmmsg call that stopped short without saying why)
+// is an ICMP's leftover on the socket rather than the error of the message that met it; returns
+// that errno or 0. Reads the error queue (batch.errors; 0 without one). Not for "would block".
+int ClaimAsyncError(SocketHandle socket, const SendBatch& batch, int error);
+// error_queue.cc: the kernel accepted a message, so no leftover error from before is pending.
+void NoteAccepted(const SendBatch& batch);
 
 class SendBackend {
  public:

@@ -16,6 +16,7 @@
 #include <unordered_set>
 
 #include "batch_reader.h"
+#include "error_queue.h"
 #include "os_socket.h"
 #include "send.h"
 
@@ -92,10 +93,16 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
   Napi::Value Descriptor(const Napi::CallbackInfo& info);
   Napi::Value SegmentLimit(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);
+  // The ICMP error queue (error_queue.h) and the options of socket_options.h.
+  Napi::Value WatchErrors(const Napi::CallbackInfo& info);
+  Napi::Value UnwatchErrors(const Napi::CallbackInfo& info);
+  Napi::Value TakeErrors(const Napi::CallbackInfo& info);
+  Napi::Value ErrorsPending(const Napi::CallbackInfo& info);
 
   // Parses (ip, port, scopeId) at info[index..] for this socket's family; throws on bad input.
   SocketAddress AddressArgument(const Napi::CallbackInfo& info, size_t index);
   int UpdatePolling(Napi::Env env);
+  void ApplyRef();
   void Invoke(const Napi::FunctionReference& callback, int status);
 
   std::shared_ptr<EnvState> state_;
@@ -120,8 +127,13 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
   // Whether the poll handle keeps the event loop alive (ref()/unref()); applied when the
   // handle is made, since it is made lazily on the first wait.
   bool ref_wanted_ = true;
+  // Polling for POLLERR alone (UV_PRIORITIZED: a UDP socket never signals POLLPRI) while
+  // JavaScript watches for ICMP errors; that alone never keeps the event loop alive.
+  bool want_errors_ = false;
+  ErrorQueue errors_;
   Napi::FunctionReference on_writable_;
   Napi::FunctionReference on_readable_;
+  Napi::FunctionReference on_errors_;
   napi_async_context async_context_ = nullptr;
 };
 

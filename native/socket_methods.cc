@@ -136,8 +136,6 @@ Napi::Function UdpSocket::Define(Napi::Env env) {
                          InstanceMethod<&UdpSocket::RemoteAddress>("remoteAddress"),
                          InstanceMethod<&UdpSocket::SetSendBufferSize>("setSendBufferSize"),
                          InstanceMethod<&UdpSocket::GetSendBufferSize>("getSendBufferSize"),
-                         InstanceMethod<&UdpSocket::SetOption>("setOption"),
-                         InstanceMethod<&UdpSocket::GetOption>("getOption"),
                          InstanceMethod<&UdpSocket::Membership>("membership"),
                          InstanceMethod<&UdpSocket::SetMulticastInterface>("setMulticastInterface"),
                          InstanceMethod<&UdpSocket::Disconnect>("disconnect"),
@@ -153,6 +151,12 @@ Napi::Function UdpSocket::Define(Napi::Env env) {
                          InstanceAccessor<&UdpSocket::Descriptor>("fd"),
                          InstanceAccessor<&UdpSocket::SegmentLimit>("segmentLimit"),
                          InstanceMethod<&UdpSocket::Stats>("stats"),
+                         InstanceMethod<&UdpSocket::WatchErrors>("watchErrors"),
+                         InstanceMethod<&UdpSocket::UnwatchErrors>("unwatchErrors"),
+                         InstanceMethod<&UdpSocket::TakeErrors>("takeErrors"),
+                         InstanceAccessor<&UdpSocket::ErrorsPending>("errorsPending"),
+                         InstanceMethod<&UdpSocket::SetOption>("setOption"),
+                         InstanceMethod<&UdpSocket::GetOption>("getOption"),
                      });
 }
 
@@ -190,7 +194,16 @@ Napi::Value UdpSocket::Receive(const Napi::CallbackInfo& info) {
   // The owner (dgram) reads this descriptor; a datagram taken here would be lost to it.
   if (borrowed_) return Napi::Number::New(env, kErrorNotOwned);
   std::vector<ReceivedDatagram> datagrams;
-  if (int error = ReceiveDatagrams(handle_, arena.Data(), slot_size, max_datagrams, &datagrams)) {
+  for (int attempt = 0;; ++attempt) {
+    const int error = ReceiveDatagrams(handle_, arena.Data(), slot_size, max_datagrams, &datagrams);
+    if (error == 0) break;
+    // With IP_RECVERR the kernel leaves a sent datagram's ICMP error (ECONNREFUSED, ...) as the
+    // socket's pending error, which the next receive reports instead of the data waiting. It is
+    // not this receive's: read it into the error queue ('icmp') and receive again (bounded).
+    if (error != EAGAIN && error != EWOULDBLOCK && attempt < kAsyncRetries &&
+        errors_.Claim(handle_, error) != 0) {
+      continue;
+    }
     return Napi::Number::New(env, error);
   }
   Napi::Array result = Napi::Array::New(env, datagrams.size());
@@ -235,7 +248,12 @@ Napi::Value UdpSocket::Open(const Napi::CallbackInfo& info) {
   if (!ipv6_only && family != 6) ThrowType(env, "ipv6Only is for IPv6 sockets");
   if (handle_ != kInvalidSocket) ThrowType(env, "socket is already open");
   family_ = static_cast<IpFamily>(family);
-  const int error = OpenUdpSocket(family_, ipv6_only, &handle_);
+  int error = OpenUdpSocket(family_, ipv6_only, &handle_);
+  // Every socket hears the ICMP errors its datagrams cause (error_queue.h), where the OS can.
+  if (error == 0 && ErrorQueueSupported() && (error = EnableErrorQueue(handle_, family_)) != 0) {
+    CloseSocket(handle_);
+    handle_ = kInvalidSocket;
+  }
   if (error == 0) {
     state_->open_sockets.insert(this);
     segmentation_ = state_->backend->ProbeSegmentation(handle_);
@@ -352,6 +370,7 @@ Napi::Value UdpSocket::SetOption(const Napi::CallbackInfo& info) {
     ThrowRange(info.Env(), "option value must be an integer from " + std::to_string(min) + " to " +
                                std::to_string(max));
   }
+  if (option == SocketOption::kMtu) ThrowRange(info.Env(), "the MTU option is read-only");
   if (handle_ == kInvalidSocket) return Napi::Number::New(info.Env(), kErrorBadHandle);
   // A borrowed descriptor is another owner's (wrapDgram): its options are not ours to change.
   if (borrowed_) return Napi::Number::New(info.Env(), kErrorNotOwned);
@@ -435,7 +454,54 @@ Napi::Value UdpSocket::Stats(const Napi::CallbackInfo& info) {
   result.Set("datagrams", Napi::Number::New(env, static_cast<double>(total_datagrams_)));
   result.Set("bytes", Napi::Number::New(env, static_cast<double>(total_bytes_)));
   result.Set("segments", Napi::Number::New(env, static_cast<double>(total_segments_)));
+  const ErrorQueueCounters& c = errors_.counters();
+  Napi::Object icmp = Napi::Object::New(env);
+  icmp.Set("received", Napi::Number::New(env, static_cast<double>(c.received)));
+  icmp.Set("portUnreachable", Napi::Number::New(env, static_cast<double>(c.port_unreachable)));
+  icmp.Set("hostUnreachable", Napi::Number::New(env, static_cast<double>(c.host_unreachable)));
+  icmp.Set("netUnreachable", Napi::Number::New(env, static_cast<double>(c.net_unreachable)));
+  icmp.Set("fragmentationNeeded",
+           Napi::Number::New(env, static_cast<double>(c.fragmentation_needed)));
+  icmp.Set("prohibited", Napi::Number::New(env, static_cast<double>(c.prohibited)));
+  icmp.Set("other", Napi::Number::New(env, static_cast<double>(c.other)));
+  icmp.Set("local", Napi::Number::New(env, static_cast<double>(c.local)));
+  icmp.Set("dropped", Napi::Number::New(env, static_cast<double>(c.dropped)));
+  result.Set("icmp", icmp);
   return result;
+}
+
+// takeErrors() -> [{ errno, origin, type, code, info, kind, destination, offender, payload }]:
+// reads the kernel's error queue out, then hands over (and forgets) the ICMP errors kept since
+// the last call, oldest first. destination/offender are address objects or null.
+Napi::Value UdpSocket::TakeErrors(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  // A borrowed descriptor's error queue is its owner's to read.
+  if (handle_ != kInvalidSocket && !borrowed_) errors_.Drain(handle_);
+  std::vector<ErrorQueueEntry> entries;
+  errors_.Take(&entries);
+  Napi::Array list = Napi::Array::New(env, entries.size());
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const ErrorQueueEntry& e = entries[i];
+    Napi::Object entry = Napi::Object::New(env);
+    entry.Set("errno", Napi::Number::New(env, e.error));
+    entry.Set("origin", Napi::Number::New(env, static_cast<int>(e.origin)));
+    entry.Set("type", Napi::Number::New(env, e.type));
+    entry.Set("code", Napi::Number::New(env, e.code));
+    entry.Set("info", Napi::Number::New(env, e.info));
+    entry.Set("kind", Napi::Number::New(env, static_cast<int>(ClassifyIcmp(e))));
+    Napi::Value destination = AddressObject(env, e.destination);
+    entry.Set("destination", destination.IsObject() ? destination : env.Null());
+    Napi::Value offender = AddressObject(env, e.offender);
+    entry.Set("offender", offender.IsObject() ? offender : env.Null());
+    entry.Set("payload", Napi::Buffer<uint8_t>::Copy(env, e.payload, e.payload_length));
+    list.Set(static_cast<uint32_t>(i), entry);
+  }
+  return list;
+}
+
+// ICMP errors kept and not yet taken.
+Napi::Value UdpSocket::ErrorsPending(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(errors_.pending()));
 }
 
 // Segments per super-packet this socket may send now; 0 when segmentation is off (unsupported,
@@ -488,6 +554,7 @@ Napi::Value UdpSocket::Send(const Napi::CallbackInfo& info) {
     SendBatch& batch = window.batch;
     batch.segmentation = window.segment ? &segmentation_ : nullptr;
     batch.remote_v4_mapped = remote_v4_mapped_;
+    batch.errors = ErrorQueueSupported() && !borrowed_ ? &errors_ : nullptr;
     outcome = state_->backend->Send(handle_, batch);
     total_syscalls_ += outcome.syscalls;
     total_messages_ += outcome.messages;

@@ -24,7 +24,20 @@ enum class SocketOption : int {
   kReceiveBufferForce = 9,  // SO_RCVBUFFORCE (Linux, CAP_NET_ADMIN), 1..INT_MAX
   kSendBufferForce = 10,    // SO_SNDBUFFORCE (Linux, CAP_NET_ADMIN), 1..INT_MAX
   kSendBufferSize = 11,     // SO_SNDBUF, 1..INT_MAX
+  // Path MTU discovery (IP_MTU_DISCOVER / IPV6_MTU_DISCOVER): a MtuDiscovery value.
+  kMtuDiscovery = 20,
+  // Refuse (EMSGSIZE) instead of fragmenting a datagram larger than the path MTU: 0 or 1.
+  // IPv6: IPV6_DONTFRAG. IPv4: IP_MTU_DISCOVER "do" (1) or "want" (0) on Linux,
+  // IP_DONTFRAGMENT on Windows.
+  kDontFragment = 21,
+  // The path MTU the kernel knows for the connected remote (IP_MTU / IPV6_MTU); read only.
+  kMtu = 22,
+  // The ICMP error queue (IP_RECVERR / IPV6_RECVERR): 0 or 1. On at open on Linux.
+  kRecvErr = 23,
 };
+
+// The addon's path MTU discovery modes (Linux's IP_PMTUDISC_* numbering).
+enum class MtuDiscovery : int { kDont = 0, kWant = 1, kDo = 2, kProbe = 3 };
 
 // The values `option` takes; false when `option` is not a known number (then min/max are unset).
 inline bool SocketOptionRange(int option, int* min, int* max) {
@@ -50,6 +63,19 @@ inline bool SocketOptionRange(int option, int* min, int* max) {
     case SocketOption::kSendBufferForce:
     case SocketOption::kSendBufferSize:
       *min = 1;
+      *max = INT_MAX;
+      return true;
+    case SocketOption::kMtuDiscovery:
+      *min = 0;
+      *max = 3;
+      return true;
+    case SocketOption::kDontFragment:
+    case SocketOption::kRecvErr:
+      *min = 0;
+      *max = 1;
+      return true;
+    case SocketOption::kMtu:  // read only: setOption refuses it
+      *min = 0;
       *max = INT_MAX;
       return true;
   }

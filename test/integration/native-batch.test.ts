@@ -451,7 +451,13 @@ describe('good batches send exactly what they describe', () => {
     const native = openNative(4);
     expect(native.getSendBufferSize()).toEqual({ bytes: expect.any(Number) as number });
     expect((native.getSendBufferSize() as { bytes: number }).bytes).toBeGreaterThan(0);
-    expect(native.stats()).toEqual({ syscalls: 0, messages: 0, datagrams: 0, bytes: 0, segments: 0 });
+    expect(native.stats()).toEqual({
+      syscalls: 0, messages: 0, datagrams: 0, bytes: 0, segments: 0,
+      icmp: {
+        received: 0, portUnreachable: 0, hostUnreachable: 0, netUnreachable: 0, fragmentationNeeded: 0,
+        prohibited: 0, other: 0, local: 0, dropped: 0,
+      },
+    });
     expect(native.close()).toBe(0);
     expect(native.getSendBufferSize()).toBe(EBADF);
     for (const continueOnError of [false, true]) {

@@ -149,7 +149,8 @@ async function sweepStale(): Promise<void> {
   }
 }
 
-async function checkUsable(): Promise<void> {
+/** Throws, saying why, unless namespaces can be made here (root, ip, tc). */
+export async function checkUsable(): Promise<void> {
   const problems: string[] = [];
   if (process.platform !== 'linux') problems.push(`platform is ${process.platform}, not linux`);
   if (typeof process.getuid === 'function' && process.getuid() !== 0) {

@@ -5,7 +5,7 @@
  */
 import * as os from 'node:os';
 import { getEventListeners } from 'node:events';
-import type { NativeReceived, NativeUdpSocket } from '../../lib/binding';
+import type { NativeReceived } from '../../lib/binding';
 import { WskError } from '../../lib/errors';
 import { DatagramReader } from '../../lib/receive';
 
@@ -49,7 +49,7 @@ class FakeReceiver {
 
 function reader(): { fake: FakeReceiver; reader: DatagramReader } {
   const fake = new FakeReceiver();
-  return { fake, reader: new DatagramReader(fake as unknown as NativeUdpSocket) };
+  return { fake, reader: new DatagramReader(fake) };
 }
 
 const settled = async <T>(promise: Promise<T>): Promise<{ value?: T; error?: unknown }> =>

@@ -587,6 +587,67 @@ async function main() {
     }
   });
 
+  await test('ICMP: no error queue on Windows; an icmp listener is harmless; a dead peer fails no later send (SIO_UDP_CONNRESET off)', async () => {
+    const probe = dgram.createSocket('udp4');
+    await new Promise((resolve) => probe.bind(0, '127.0.0.1', resolve));
+    const dead = probe.address().port;
+    await new Promise((resolve) => probe.close(resolve));
+    const socket = lib.createSocket('udp4');
+    try {
+      const events = [];
+      socket.on('icmp', (e) => events.push(e));
+      for (let i = 0; i < 5; i++) {
+        const toDead = socket.trySendBatch([Buffer.alloc(8)], dead, '127.0.0.1');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        const toLive = socket.trySendBatch([Buffer.alloc(8)], info.port4, '127.0.0.1');
+        assert(toDead.datagrams === 1 && toLive.datagrams === 1, `round ${i}: ${JSON.stringify([toDead, toLive])}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const icmp = socket.stats().icmp;
+      assert(events.length === 0 && Object.values(icmp).every((n) => n === 0), `events ${events.length}, ${JSON.stringify(icmp)}`);
+      return '10 sends, none failed; no icmp events, counters 0';
+    } finally {
+      socket.close();
+    }
+  });
+
+  await test('path MTU options: setMtuDiscovery / setDontFragment read back, getMtu on a connected socket (or a WskError)', () => {
+    const results = [];
+    for (const type of ['udp4', 'udp6']) {
+      const socket = lib.createSocket(type);
+      const attempt = (name, body) => {
+        try {
+          results.push(`${type} ${name}: ${body()}`);
+        } catch (error) {
+          assert(error && error.name === 'WskError', `${type} ${name}: ${error && error.stack}`);
+          results.push(`${type} ${name}: ${error.code}`);
+        }
+      };
+      try {
+        for (const mode of ['do', 'dont', 'probe', 'want']) {
+          attempt(`setMtuDiscovery('${mode}')`, () => {
+            socket.setMtuDiscovery(mode);
+            const got = socket.getMtuDiscovery();
+            assert(got === mode, `${type}: set ${mode}, read ${got}`);
+            return 'ok';
+          });
+        }
+        for (const on of [true, false]) {
+          attempt(`setDontFragment(${on})`, () => {
+            socket.setDontFragment(on);
+            assert(socket.getDontFragment() === on, `${type}: dontFragment ${on} not read back`);
+            return 'ok';
+          });
+        }
+        socket.connect(type === 'udp4' ? info.port4 : info.port6, type === 'udp4' ? '127.0.0.1' : '::1');
+        attempt('getMtu()', () => String(socket.getMtu()));
+      } finally {
+        socket.close();
+      }
+    }
+    return results.join('; ');
+  });
+
   await test('nothing is left pending and close is clean', () => {
     const socket = lib.createSocket('udp4');
     socket.close();
