@@ -114,6 +114,9 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
   // The connected remote is IPv4-mapped (a dual-stack socket connected to an IPv4 peer): sends
   // without a destination then carry IPv4-level controls.
   bool remote_v4_mapped_ = false;
+  // connect() fixed a remote (disconnect() clears it): an ICMP error then belongs to that one
+  // peer, and a receive reports it as node:dgram's does.
+  bool connected_ = false;
   // Totals over the socket's life, for diagnostics and tests.
   uint64_t total_syscalls_ = 0;
   uint64_t total_messages_ = 0;

@@ -193,6 +193,11 @@ Napi::Value UdpSocket::Receive(const Napi::CallbackInfo& info) {
   if (handle_ == kInvalidSocket) return Napi::Number::New(env, kErrorBadHandle);
   // The owner (dgram) reads this descriptor; a datagram taken here would be lost to it.
   if (borrowed_) return Napi::Number::New(env, kErrorNotOwned);
+  // Reading the error queue (a POLLERR, an earlier send) also clears the kernel's pending error,
+  // which a connected socket's receive would have reported: report it here instead, once.
+  if (connected_ && ErrorQueueSupported()) {
+    if (const int pending = errors_.Claim(handle_, 0)) return Napi::Number::New(env, pending);
+  }
   std::vector<ReceivedDatagram> datagrams;
   for (int attempt = 0;; ++attempt) {
     const int error = ReceiveDatagrams(handle_, arena.Data(), slot_size, max_datagrams, &datagrams);
@@ -200,7 +205,8 @@ Napi::Value UdpSocket::Receive(const Napi::CallbackInfo& info) {
     // With IP_RECVERR the kernel leaves a sent datagram's ICMP error (ECONNREFUSED, ...) as the
     // socket's pending error, which the next receive reports instead of the data waiting. It is
     // not this receive's: read it into the error queue ('icmp') and receive again (bounded).
-    if (error != EAGAIN && error != EWOULDBLOCK && attempt < kAsyncRetries &&
+    // On a connected socket it is the one peer's, and the receive reports it (as dgram does).
+    if (!connected_ && error != EAGAIN && error != EWOULDBLOCK && attempt < kAsyncRetries &&
         errors_.Claim(handle_, error) != 0) {
       continue;
     }
@@ -311,7 +317,10 @@ Napi::Value UdpSocket::Connect(const Napi::CallbackInfo& info) {
   if (handle_ == kInvalidSocket) return Napi::Number::New(info.Env(), kErrorBadHandle);
   if (borrowed_) return Napi::Number::New(info.Env(), kErrorNotOwned);
   const int error = ConnectSocket(handle_, address);
-  if (error == 0) remote_v4_mapped_ = IsV4Mapped(address);
+  if (error == 0) {
+    remote_v4_mapped_ = IsV4Mapped(address);
+    connected_ = true;
+  }
   return Napi::Number::New(info.Env(), error);
 }
 
@@ -438,7 +447,12 @@ Napi::Value UdpSocket::Disconnect(const Napi::CallbackInfo& info) {
   if (handle_ == kInvalidSocket) return Napi::Number::New(info.Env(), kErrorBadHandle);
   // A borrowed descriptor is another owner's (wrapDgram): its options are not ours to change.
   if (borrowed_) return Napi::Number::New(info.Env(), kErrorNotOwned);
-  return Napi::Number::New(info.Env(), DisconnectSocket(handle_, family_));
+  const int error = DisconnectSocket(handle_, family_);
+  if (error == 0) {
+    connected_ = false;
+    remote_v4_mapped_ = false;
+  }
+  return Napi::Number::New(info.Env(), error);
 }
 
 Napi::Value UdpSocket::Close(const Napi::CallbackInfo& info) {
