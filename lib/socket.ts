@@ -24,6 +24,7 @@ import { MessageEvents } from './message-events';
 import {
   DatagramReader, toAddressInfo, type AddressInfo, type ReceivedDatagram, type ReceiveOptions,
 } from './receive';
+import { readEndpoints, readMessages } from './endpoints';
 import { SendQueue } from './send-queue';
 import { checkOptionNames, RECEIVE_INFO_OPTION_NAMES, SEND_OPTION_NAMES } from './option-names';
 import * as sockopts from './socket-options';
@@ -630,18 +631,9 @@ export class UdpSocket extends EventEmitter<UdpSocketEvents> implements BatchSen
   #readMessages(messages: unknown): { data: Datagram[]; destinations: Destination[] } {
     if (!Array.isArray(messages)) throw new TypeError('messages must be an array of { data, port, address }');
     this.#requireUnconnected();
-    const count = messages.length;
-    const data: Datagram[] = new Array(count);
-    const destinations: Destination[] = new Array(count);
-    for (let i = 0; i < count; i++) {
-      const message: unknown = messages[i];
-      if (typeof message !== 'object' || message === null) throw new TypeError(`message ${i} must be an object`);
-      const { data: bytes, port, address } = message as Record<string, unknown>;
-      data[i] = bytes as Datagram;
-      destinations[i] = this.#endpoint(port, address, `message ${i}`);
-    }
-    return { data, destinations };
+    return readMessages(this.#addresses, this.family, messages) as { data: Datagram[]; destinations: Destination[] };
   }
+
 
   /**
    * Checks and encodes `destinations` once, for the fan-out calls to take in place of the array
@@ -649,37 +641,13 @@ export class UdpSocket extends EventEmitter<UdpSocketEvents> implements BatchSen
    * name the bad entry.
    */
   prepareDestinations(destinations: readonly Endpoint[]): DestinationSet {
-    return new DestinationSet(this.family, this.#readEndpoints(destinations));
+    return new DestinationSet(this.family, readEndpoints(this.#addresses, this.family, destinations));
   }
 
   /** The fan-out destinations of a call: a prepared set as it is, an array read and checked. */
   #fanOutDestinations(destinations: unknown): Destination[] | DestinationSet {
     this.#requireUnconnected();
-    return destinations instanceof DestinationSet ? destinations : this.#readEndpoints(destinations);
-  }
-
-  /** Reads each endpoint once into checked destinations. */
-  #readEndpoints(endpoints: unknown): Destination[] {
-    if (!Array.isArray(endpoints)) throw new TypeError('destinations must be an array of { port, address }');
-    const count = endpoints.length;
-    const destinations: Destination[] = new Array(count);
-    for (let i = 0; i < count; i++) {
-      const endpoint: unknown = endpoints[i];
-      if (typeof endpoint !== 'object' || endpoint === null) throw new TypeError(`destination ${i} must be an object`);
-      const { port, address } = endpoint as Record<string, unknown>;
-      destinations[i] = this.#endpoint(port, address, `destination ${i}`);
-    }
-    return destinations;
-  }
-
-  #endpoint(port: unknown, address: unknown, what: string): Destination {
-    try {
-      return this.#addresses.destination(port, address ?? (this.family === 6 ? '::1' : '127.0.0.1'));
-    } catch (error) {
-      if (error instanceof TypeError) throw new TypeError(`${what}: ${error.message}`);
-      if (error instanceof RangeError) throw new RangeError(`${what}: ${error.message}`);
-      throw error;
-    }
+    return destinations instanceof DestinationSet ? destinations : readEndpoints(this.#addresses, this.family, destinations);
   }
 
   #requireUnconnected(): void {

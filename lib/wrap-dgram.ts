@@ -27,6 +27,7 @@ import { binding, type NativeUdpSocket, type SocketStats } from './binding';
 import { nativeControls } from './controls';
 import { describeValue } from './describe';
 import { WskError } from './errors';
+import { readEndpoints, readMessages } from './endpoints';
 import type { Endpoint, Message, SendFailure, SendOptions, SendResult } from './socket';
 import type { Destination, RawFailure } from './transport';
 import { ntStatusFromOsError, osErrorName } from './wsk/wsa';
@@ -334,7 +335,7 @@ export class DgramBatchSender {
 
   /** Checks and encodes `destinations` once, for the fan-out calls (see UdpSocket#prepareDestinations). */
   prepareDestinations(destinations: readonly Endpoint[]): DestinationSet {
-    return new DestinationSet(this.family, this.#readEndpoints(destinations));
+    return new DestinationSet(this.family, readEndpoints(this.#addresses, this.family, destinations));
   }
 
   /**
@@ -539,46 +540,13 @@ export class DgramBatchSender {
   }
 
   #readMessages(messages: unknown): { data: unknown[]; destinations: Destination[] } {
-    if (!Array.isArray(messages)) throw new TypeError('messages must be an array of { data, port, address }');
-    const count = messages.length;
-    const data: unknown[] = new Array(count);
-    const destinations: Destination[] = new Array(count);
-    for (let i = 0; i < count; i++) {
-      const message: unknown = messages[i];
-      if (typeof message !== 'object' || message === null) throw new TypeError(`message ${i} must be an object`);
-      const { data: bytes, port, address } = message as Record<string, unknown>;
-      data[i] = bytes;
-      destinations[i] = this.#endpoint(port, address, `message ${i}`);
-    }
-    return { data, destinations };
+    return readMessages(this.#addresses, this.family, messages);
   }
 
   #fanOutDestinations(destinations: unknown): Destination[] | DestinationSet {
-    return destinations instanceof DestinationSet ? destinations : this.#readEndpoints(destinations);
+    return destinations instanceof DestinationSet ? destinations : readEndpoints(this.#addresses, this.family, destinations);
   }
 
-  #readEndpoints(endpoints: unknown): Destination[] {
-    if (!Array.isArray(endpoints)) throw new TypeError('destinations must be an array of { port, address }');
-    const count = endpoints.length;
-    const destinations: Destination[] = new Array(count);
-    for (let i = 0; i < count; i++) {
-      const endpoint: unknown = endpoints[i];
-      if (typeof endpoint !== 'object' || endpoint === null) throw new TypeError(`destination ${i} must be an object`);
-      const { port, address } = endpoint as Record<string, unknown>;
-      destinations[i] = this.#endpoint(port, address, `destination ${i}`);
-    }
-    return destinations;
-  }
-
-  #endpoint(port: unknown, address: unknown, what: string): Destination {
-    try {
-      return this.#addresses.destination(port, address ?? (this.family === 6 ? '::1' : '127.0.0.1'));
-    } catch (error) {
-      if (error instanceof TypeError) throw new TypeError(`${what}: ${error.message}`);
-      if (error instanceof RangeError) throw new RangeError(`${what}: ${error.message}`);
-      throw error;
-    }
-  }
 }
 
 /**
