@@ -241,98 +241,73 @@ int GetSendBufferSize(SocketHandle socket, int* bytes) {
 
 namespace {
 
-int SetInt(SocketHandle socket, int level, int name, int value) {
-  const DWORD word = static_cast<DWORD>(value);
-  return setsockopt(socket, level, name, reinterpret_cast<const char*>(&word), sizeof(word)) == 0
-             ? 0
-             : WSAGetLastError();
+// The level and name of a plain int option (IPv6 sockets get the IPv6-level one only); false
+// for the path options (SetPathOption/GetPathOption) and for what Windows lacks.
+bool PlainOption(SocketOption option, bool v6, int* level, int* name) {
+  switch (option) {
+    case SocketOption::kReuseAddress:
+      *level = SOL_SOCKET;
+      *name = SO_REUSEADDR;
+      return true;
+    case SocketOption::kBroadcast:
+      *level = SOL_SOCKET;
+      *name = SO_BROADCAST;
+      return true;
+    case SocketOption::kReceiveBufferSize:
+      *level = SOL_SOCKET;
+      *name = SO_RCVBUF;
+      return true;
+    case SocketOption::kSendBufferSize:
+      *level = SOL_SOCKET;
+      *name = SO_SNDBUF;
+      return true;
+    case SocketOption::kTtl:
+      *level = v6 ? IPPROTO_IPV6 : IPPROTO_IP;
+      *name = v6 ? IPV6_UNICAST_HOPS : IP_TTL;
+      return true;
+    case SocketOption::kTos:
+      *level = v6 ? IPPROTO_IPV6 : IPPROTO_IP;
+      *name = v6 ? IPV6_TCLASS : IP_TOS;
+      return true;
+    case SocketOption::kMulticastTtl:
+      *level = v6 ? IPPROTO_IPV6 : IPPROTO_IP;
+      *name = v6 ? IPV6_MULTICAST_HOPS : IP_MULTICAST_TTL;
+      return true;
+    case SocketOption::kMulticastLoopback:
+      *level = v6 ? IPPROTO_IPV6 : IPPROTO_IP;
+      *name = v6 ? IPV6_MULTICAST_LOOP : IP_MULTICAST_LOOP;
+      return true;
+    default:
+      return false;
+  }
 }
 
-int GetInt(SocketHandle socket, int level, int name, int* value) {
-  DWORD word = 0;
-  int length = sizeof(word);
-  if (getsockopt(socket, level, name, reinterpret_cast<char*>(&word), &length) != 0) {
-    return WSAGetLastError();
-  }
-  *value = static_cast<int>(word);
-  return 0;
+bool IsPathOption(SocketOption option) {
+  return option == SocketOption::kMtuDiscovery || option == SocketOption::kDontFragment ||
+         option == SocketOption::kMtu || option == SocketOption::kRecvErr;
 }
 
 }  // namespace
 
 // Windows has no SO_REUSEPORT and no forced buffer sizes: WSAENOPROTOOPT. Its SO_REUSEADDR lets
 // a socket bind a port another socket holds whether or not that one asked for it (unless it set
-// SO_EXCLUSIVEADDRUSE). IPv6 sockets get the IPv6-level options only.
+// SO_EXCLUSIVEADDRUSE).
 int SetSocketOption(SocketHandle socket, IpFamily family, SocketOption option, int value) {
-  const bool v6 = family == IpFamily::kV6;
-  switch (option) {
-    case SocketOption::kReuseAddress:
-      return SetInt(socket, SOL_SOCKET, SO_REUSEADDR, value);
-    case SocketOption::kBroadcast:
-      return SetInt(socket, SOL_SOCKET, SO_BROADCAST, value);
-    case SocketOption::kTtl:
-      return v6 ? SetInt(socket, IPPROTO_IPV6, IPV6_UNICAST_HOPS, value)
-                : SetInt(socket, IPPROTO_IP, IP_TTL, value);
-    case SocketOption::kTos:
-      return v6 ? SetInt(socket, IPPROTO_IPV6, IPV6_TCLASS, value)
-                : SetInt(socket, IPPROTO_IP, IP_TOS, value);
-    case SocketOption::kMulticastTtl:
-      return v6 ? SetInt(socket, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, value)
-                : SetInt(socket, IPPROTO_IP, IP_MULTICAST_TTL, value);
-    case SocketOption::kMulticastLoopback:
-      return v6 ? SetInt(socket, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, value)
-                : SetInt(socket, IPPROTO_IP, IP_MULTICAST_LOOP, value);
-    case SocketOption::kReceiveBufferSize:
-      return SetInt(socket, SOL_SOCKET, SO_RCVBUF, value);
-    case SocketOption::kSendBufferSize:
-      return SetInt(socket, SOL_SOCKET, SO_SNDBUF, value);
-    case SocketOption::kReusePort:
-    case SocketOption::kReceiveBufferForce:
-    case SocketOption::kSendBufferForce:
-      return WSAENOPROTOOPT;
-    case SocketOption::kMtuDiscovery:
-    case SocketOption::kDontFragment:
-    case SocketOption::kMtu:
-    case SocketOption::kRecvErr:
-      return SetPathOption(socket, family, option, value);
+  int level = 0;
+  int name = 0;
+  if (PlainOption(option, family == IpFamily::kV6, &level, &name)) {
+    return SetInt(socket, level, name, value);
   }
-  return WSAENOPROTOOPT;
+  return IsPathOption(option) ? SetPathOption(socket, family, option, value) : WSAENOPROTOOPT;
 }
 
 int GetSocketOption(SocketHandle socket, IpFamily family, SocketOption option, int* value) {
-  const bool v6 = family == IpFamily::kV6;
-  switch (option) {
-    case SocketOption::kReuseAddress:
-      return GetInt(socket, SOL_SOCKET, SO_REUSEADDR, value);
-    case SocketOption::kBroadcast:
-      return GetInt(socket, SOL_SOCKET, SO_BROADCAST, value);
-    case SocketOption::kTtl:
-      return v6 ? GetInt(socket, IPPROTO_IPV6, IPV6_UNICAST_HOPS, value)
-                : GetInt(socket, IPPROTO_IP, IP_TTL, value);
-    case SocketOption::kTos:
-      return v6 ? GetInt(socket, IPPROTO_IPV6, IPV6_TCLASS, value)
-                : GetInt(socket, IPPROTO_IP, IP_TOS, value);
-    case SocketOption::kMulticastTtl:
-      return v6 ? GetInt(socket, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, value)
-                : GetInt(socket, IPPROTO_IP, IP_MULTICAST_TTL, value);
-    case SocketOption::kMulticastLoopback:
-      return v6 ? GetInt(socket, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, value)
-                : GetInt(socket, IPPROTO_IP, IP_MULTICAST_LOOP, value);
-    case SocketOption::kReceiveBufferSize:
-      return GetInt(socket, SOL_SOCKET, SO_RCVBUF, value);
-    case SocketOption::kSendBufferSize:
-      return GetInt(socket, SOL_SOCKET, SO_SNDBUF, value);
-    case SocketOption::kReusePort:
-    case SocketOption::kReceiveBufferForce:
-    case SocketOption::kSendBufferForce:
-      return WSAENOPROTOOPT;
-    case SocketOption::kMtuDiscovery:
-    case SocketOption::kDontFragment:
-    case SocketOption::kMtu:
-    case SocketOption::kRecvErr:
-      return GetPathOption(socket, family, option, value);
+  int level = 0;
+  int name = 0;
+  if (PlainOption(option, family == IpFamily::kV6, &level, &name)) {
+    return GetInt(socket, level, name, value);
   }
-  return WSAENOPROTOOPT;
+  return IsPathOption(option) ? GetPathOption(socket, family, option, value) : WSAENOPROTOOPT;
 }
 
 int DisconnectSocket(SocketHandle socket, IpFamily family) {
