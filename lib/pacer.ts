@@ -72,7 +72,8 @@ export interface PacerOptions {
   intervalMs?: number;
   /**
    * Most credit a tick may find: datagrams (with `rate`) or bytes (with `bitrate`). Default:
-   * four intervals' worth, at least one datagram. What one tick sends is bounded by it.
+   * four intervals' worth, at least one datagram (with a bitrate: at least the largest datagram
+   * sent so far). What one tick sends is bounded by it.
    */
   burst?: number;
   /** Most datagrams per send call (default: the library's batch limit). A tick makes several calls when its credit holds more. */
@@ -151,7 +152,10 @@ export class Pacer {
   /** Credit per millisecond: datagrams, or bytes with a bitrate. */
   readonly #perMs: number;
   readonly #intervalMs: number;
-  readonly #burst: number;
+  #burst: number;
+  // With a bitrate and no burst given, the cap grows to the largest datagram sent, so that one
+  // datagram bigger than four intervals' worth of bytes never stalls the pacer.
+  readonly #burstGrows: boolean;
   readonly #maxBatch: number;
   readonly #now: () => number;
   readonly #started: number;
@@ -184,6 +188,7 @@ export class Pacer {
     const fourIntervals = this.#perMs * this.#intervalMs * 4;
     this.#burst = burst === undefined ? Math.max(this.#byBits ? 0 : 1, fourIntervals) : positive(burst, 'burst');
     if (!this.#byBits && this.#burst < 1) throw new RangeError('burst must allow at least one datagram');
+    this.#burstGrows = this.#byBits && burst === undefined;
     this.#socket = socket;
     this.#next = next;
     this.#port = options.port;
@@ -269,6 +274,7 @@ export class Pacer {
         throw new RangeError(`the pacer's source gave ${size.datagrams} datagrams for a budget of ${budget.datagrams}`);
       }
       this.#credit -= this.#byBits ? Math.max(1, size.bytes) : size.datagrams;
+      if (this.#burstGrows) this.#burst = Math.max(this.#burst, size.bytes / size.datagrams);
       this.#stats.calls++;
       if (this.#try) {
         this.#trySend(batch, size);

@@ -122,6 +122,32 @@ test('a bitrate is kept in payload bytes', () => {
   expect(pacer.stats().bytes).toBe(bytes);
 });
 
+test('with a bitrate, the default burst grows to the largest datagram: a late timer finds a whole one', () => {
+  let now = 0;
+  const socket = new FakeSocket();
+  // 2 Mbit/s = 250 bytes per 1 ms interval: four intervals (1000 bytes) are less than one
+  // 1200-byte datagram. Capped there, a tick after a stall could never find a whole datagram's
+  // credit, and every late timer would forfeit the rest of one.
+  const big = new Uint8Array(1200);
+  const budgets: number[] = [];
+  const pacer = new Pacer(socket, {
+    bitrate: 2_000_000, port: 9, now: () => now, mode: 'try',
+    next: ({ bytes }) => {
+      budgets.push(bytes);
+      return new Array<Uint8Array>(Math.ceil(bytes / 1200)).fill(big);
+    },
+  });
+  jest.runOnlyPendingTimers(); // the first tick sends one datagram, into debt
+  now += 100; // the next timer fires 100 ms late
+  jest.runOnlyPendingTimers();
+  pacer.stop();
+  expect(budgets.length).toBe(2);
+  expect(budgets[1]).toBe(1200); // capped at one datagram, not at 1000 bytes
+  // What the stall gave beyond the cap is forfeited and counted: 100 ms of 250 B/ms, less the
+  // debt of the first datagram and the cap.
+  expect(pacer.stats().forfeited).toBeCloseTo(25_000 - (1200 - 250) - 1200, 0);
+});
+
 test('a late timer is caught up within the burst, and credit past the burst is forfeited and counted', () => {
   let now = 0;
   const socket = new FakeSocket();
