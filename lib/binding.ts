@@ -93,12 +93,13 @@ export interface NativeUdpSocket {
    * IPv6-only unless `ipv6Only` is false (dual-stack; a TypeError for IPv4).
    */
   open(family: 4 | 6, ipv6Only?: boolean): number;
-  open(family: 4 | 6): number;
   /**
    * Sends on `fd`, an open non-blocking UDP socket of `family` that another owner keeps (a
    * node:dgram socket's libuv descriptor); returns 0 or errno. The descriptor is borrowed:
-   * close() forgets it without closing it; startPolling/startReading/receive/bind/connect/
-   * setSendBufferSize/enableReceiveInfo return EOPNOTSUPP. POSIX only (Windows: WSAEOPNOTSUPP).
+   * close() forgets it without closing it; whatever would poll, read or change it (startPolling,
+   * startReading, receive, bind, connect, setSendBufferSize, enableReceiveInfo, setOption,
+   * membership, setMulticastInterface, disconnect, watchErrors) returns EOPNOTSUPP. POSIX only
+   * (Windows: WSAEOPNOTSUPP).
    */
   adopt(fd: number, family: 4 | 6): number;
   bind(address: string, port: number, scopeId: number): number;

@@ -14,6 +14,11 @@ export const SEND_OPTION_NAMES = [
   'sourceAddress', 'interfaceIndex', 'tos', 'ecn', 'ttl', 'segmentSize', 'gso', 'continueOnError', 'signal',
 ] as const;
 
+/** new Pacer(socket, options). */
+export const PACER_OPTION_NAMES = [
+  'rate', 'bitrate', 'next', 'port', 'address', 'sendOptions', 'mode', 'intervalMs', 'burst', 'maxBatch', 'now',
+] as const;
+
 /** receiveBatch / datagrams. */
 export const RECEIVE_OPTION_NAMES = ['maxDatagrams', 'slotSize', 'arena', 'timeoutMs', 'signal'] as const;
 

@@ -18,6 +18,7 @@
 import { performance } from 'node:perf_hooks';
 import type { BatchInput, PackedBatch } from './batch';
 import type { SendOptions, SendResult } from './socket';
+import { checkOptionNames, PACER_OPTION_NAMES } from './option-names';
 import { MAX_BATCH_DATAGRAMS } from './transport';
 
 /** What the pacer needs of a socket: UdpSocket has it. */
@@ -72,8 +73,8 @@ export interface PacerOptions {
   intervalMs?: number;
   /**
    * Most credit a tick may find: datagrams (with `rate`) or bytes (with `bitrate`). Default:
-   * four intervals' worth, at least one datagram (with a bitrate: at least the largest datagram
-   * sent so far). What one tick sends is bounded by it.
+   * four intervals' worth, at least one datagram (with a bitrate: at least the datagram size
+   * sent so far, a batch's mean). What one tick sends is bounded by it.
    */
   burst?: number;
   /** Most datagrams per send call (default: the library's batch limit). A tick makes several calls when its credit holds more. */
@@ -153,7 +154,7 @@ export class Pacer {
   readonly #perMs: number;
   readonly #intervalMs: number;
   #burst: number;
-  // With a bitrate and no burst given, the cap grows to the largest datagram sent, so that one
+  // With a bitrate and no burst given, the cap grows to the datagram size sent (a batch's mean), so that one
   // datagram bigger than four intervals' worth of bytes never stalls the pacer.
   readonly #burstGrows: boolean;
   readonly #maxBatch: number;
@@ -174,6 +175,7 @@ export class Pacer {
 
   constructor(socket: PacedSocket, options: PacerOptions) {
     if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+    checkOptionNames(options, PACER_OPTION_NAMES, 'Pacer');
     const { rate, bitrate, next, mode = 'queue', intervalMs = 1, burst, maxBatch = MAX_BATCH_DATAGRAMS } = options;
     if ((rate === undefined) === (bitrate === undefined)) throw new TypeError('give one of rate (datagrams/s) or bitrate (bits/s)');
     if (typeof next !== 'function') throw new TypeError('next must be a function returning the next batch');

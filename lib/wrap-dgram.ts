@@ -26,11 +26,20 @@ import {
 import { binding, type NativeUdpSocket, type SocketStats } from './binding';
 import { nativeControls } from './controls';
 import { describeValue } from './describe';
-import { WskError } from './errors';
+import { destinationAt, WskError } from './errors';
 import { readEndpoints, readMessages } from './endpoints';
+import { checkOptionNames, SEND_OPTION_NAMES } from './option-names';
 import type { Endpoint, Message, SendFailure, SendOptions, SendResult } from './socket';
 import type { Destination, RawFailure } from './transport';
 import { ntStatusFromOsError, osErrorName } from './wsk/wsa';
+
+/** The send options of a wrapped socket: UdpSocket's but `signal`. */
+const WRAPPED_SEND_OPTION_NAMES = SEND_OPTION_NAMES.filter((name) => name !== 'signal');
+
+/** The destination of the datagram a direct send stopped at (the first neither sent nor failed). */
+function stoppedAt(batch: Batch, raw: NativeSendResult): { address?: string; port?: number } {
+  return destinationAt(batch, raw.datagrams + (raw.failures === null ? 0 : raw.failures.length / 2), null);
+}
 
 /** Options of wrapDgram. */
 export interface WrapDgramOptions {
@@ -361,7 +370,9 @@ export class DgramBatchSender {
     if (this.#mustQueue()) return { datagrams: 0, bytes: 0, segments: 0, failures: [] };
     // Nothing runs between the check and the system call: the batch is our own object.
     const raw = this.#native.send(batch, 0, batch.count);
-    if (raw.errno !== 0 && !raw.wouldBlock) throw new WskError(raw.errno, raw.syscall, raw);
+    if (raw.errno !== 0 && !raw.wouldBlock) {
+      throw new WskError(raw.errno, raw.syscall, raw, stoppedAt(batch, raw));
+    }
     return resultOf(batch, raw.datagrams, raw.bytes, raw.segments, flatFailures(raw));
   }
 
@@ -384,7 +395,7 @@ export class DgramBatchSender {
         request.failures = flatFailures(raw);
         next = raw.datagrams + request.failures.length;
         if (raw.errno !== 0 && !raw.wouldBlock) {
-          reject(new WskError(raw.errno, raw.syscall, raw));
+          reject(new WskError(raw.errno, raw.syscall, raw, stoppedAt(batch, raw)));
           return;
         }
       }
@@ -517,6 +528,8 @@ export class DgramBatchSender {
       return { family: this.family, segment: this.#gso, continueOnError: manyDestinations, controls: undefined };
     }
     if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+    // What goes through dgram's send cannot be taken back, so a wrapped send takes no signal.
+    checkOptionNames(options, WRAPPED_SEND_OPTION_NAMES, 'send (wrapDgram)');
     // Each field once: a getter cannot answer one thing to the check and another to the send.
     const gso: unknown = options.gso;
     const segment = gso === undefined ? this.#gso : gso;

@@ -219,9 +219,11 @@ export async function runBlast(argv: readonly string[]): Promise<number> {
 
   // Intervals: each one's counts are the difference of two cumulative snapshots.
   let previous = { at: started, counts: sum([]), kernel: kernelStart };
-  const emitInterval = (): void => {
+  // `final`: the senders' final counts (the last part-interval), which the periodic snapshots
+  // may not have reached yet.
+  const emitInterval = (final?: SenderCounts): void => {
     const now = performance.now();
-    const counts = sum(handles.map((h) => h.latest));
+    const counts = final ?? sum(handles.map((h) => h.latest));
     const kernelNow = readUdpCounters(to.family);
     const seconds = (now - previous.at) / 1000;
     const datagrams = counts.datagrams - previous.counts.datagrams;
@@ -271,7 +273,7 @@ export async function runBlast(argv: readonly string[]): Promise<number> {
       last = { at: now, datagrams: counts.datagrams, bytes: counts.bytes };
     }, BAR_REFRESH_MS);
   } else {
-    timer = setInterval(emitInterval, INTERVAL_MS);
+    timer = setInterval(() => emitInterval(), INTERVAL_MS);
   }
 
   let finals: SenderCounts[];
@@ -298,8 +300,8 @@ export async function runBlast(argv: readonly string[]): Promise<number> {
       kout: kernelTotal === null ? '-' : grouped(kernelTotal.outDatagrams), elapsed: seconds.toFixed(1), left: '0.0',
     });
     bar.stop();
-  } else if (!options.json && ended - previous.at > 50) {
-    emitInterval(); // the last part-interval
+  } else if (ended - previous.at > 50 || totals.datagrams !== previous.counts.datagrams) {
+    emitInterval(totals); // the last part-interval: the intervals add up to the summary
   }
   const kernel = kernelRecord(counterDelta(kernelEnd, kernelStart), totals.messages);
   const paced = options.rate !== null || options.bitrate !== null;

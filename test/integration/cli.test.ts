@@ -75,6 +75,7 @@ describe('blast against sink in a network namespace of their own', () => {
       expect(Object.keys(interval).sort()).toEqual(['bytes', 'datagrams', 'datagramsPerSecond', 'end', 'gbitPerSecond', 'kernel',
         'messages', 'start', 'syscalls', 'type']);
     }
+    expect(intervals.reduce((sum, r) => sum + r.datagrams, 0)).toBe(summary.datagrams);
 
     const got = await sinkSummary(sink);
     // Every datagram blast sent was received or dropped by the kernel for want of buffer.

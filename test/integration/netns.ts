@@ -256,7 +256,10 @@ export async function createSlowLink(options: SlowLinkOptions = {}): Promise<Slo
     },
     exec(ns, argv, timeoutMs) {
       if (destroyed) return Promise.reject(new Error('the slow link was destroyed'));
-      return run('ip', ['netns', 'exec', resolveNs(ns), ...argv], timeoutMs);
+      // A node child keeps the sanitizer runtime the tools go without (toolEnvironment).
+      const preload = process.env.LD_PRELOAD;
+      const command = argv[0] === process.execPath && preload ? ['env', `LD_PRELOAD=${preload}`, ...argv] : argv;
+      return run('ip', ['netns', 'exec', resolveNs(ns), ...command], timeoutMs);
     },
     spawnNode(ns, script, args) {
       if (destroyed) throw new Error('the slow link was destroyed');

@@ -356,6 +356,12 @@ describe('wrapDgram on loopback', () => {
     expect(() => sender.trySendBatch([patterned(0, 10)], 0)).toThrow(RangeError);
     expect(() => sender.sendBatch([patterned(0, 10)], receiver.port, 'localhost')).toThrow(TypeError);
     expect(() => sender.sendBatch([new Uint8Array(70000)], receiver.port)).toThrow(RangeError);
+    // Unknown send options are refused as UdpSocket refuses them, and a wrapped send takes no
+    // signal (what went through dgram's send cannot be taken back).
+    expect(() => sender.trySendBatch([patterned(0, 10)], receiver.port, '127.0.0.1', { gos: false } as never))
+      .toThrow(/unknown option "gos"/);
+    expect(() => sender.sendBatch([patterned(0, 10)], receiver.port, '127.0.0.1',
+      { signal: new AbortController().signal })).toThrow(/unknown option "signal"/);
     // Controls dgram's send cannot carry are refused where the rest might go through it...
     expect(() => sender.sendBatch([patterned(0, 10)], receiver.port, '127.0.0.1', { tos: 0x10 }))
       .toThrow(/tos\/ecn cannot go through the dgram socket's send/);

@@ -91,7 +91,7 @@ function runFor(ms: number): number {
 test('keeps a datagram rate with one send call per tick and one timer at a time', () => {
   const socket = new FakeSocket();
   const setTimeoutSpy = jest.spyOn(global, 'setTimeout');
-  const pacer = new Pacer(socket, { rate: 20_000, ...source(), port: 9, now: clock, mode: 'try' });
+  const pacer = new Pacer(socket, { rate: 20_000, next: source().next, port: 9, now: clock, mode: 'try' });
   const mostTimers = runFor(1000);
   pacer.stop();
   const stats = pacer.stats();
@@ -112,7 +112,7 @@ test('keeps a datagram rate with one send call per tick and one timer at a time'
 test('a bitrate is kept in payload bytes', () => {
   const socket = new FakeSocket();
   // 8 Mbit/s of 100-byte datagrams: 10,000 per second.
-  const pacer = new Pacer(socket, { bitrate: 8_000_000, ...source(), port: 9, now: clock, mode: 'try' });
+  const pacer = new Pacer(socket, { bitrate: 8_000_000, next: source().next, port: 9, now: clock, mode: 'try' });
   runFor(500);
   pacer.stop();
   const bytes = socket.calls.reduce((sum, c) => sum + c.bytes, 0);
@@ -152,7 +152,7 @@ test('a late timer is caught up within the burst, and credit past the burst is f
   let now = 0;
   const socket = new FakeSocket();
   // 10 datagrams per ms, burst 40 (four 1 ms intervals, the default).
-  const pacer = new Pacer(socket, { rate: 10_000, ...source(), port: 9, now: () => now, mode: 'try' });
+  const pacer = new Pacer(socket, { rate: 10_000, next: source().next, port: 9, now: () => now, mode: 'try' });
   jest.runOnlyPendingTimers(); // the first tick: 1 datagram of initial credit
   expect(socket.sent()).toBe(1);
   now = 3; // 3 ms late: caught up in one call
@@ -171,7 +171,7 @@ test('a late timer is caught up within the burst, and credit past the burst is f
 
 test('a low rate waits for a whole datagram of credit instead of ticking every millisecond', () => {
   const socket = new FakeSocket();
-  const pacer = new Pacer(socket, { rate: 10, ...source(), port: 9, now: clock, mode: 'try' });
+  const pacer = new Pacer(socket, { rate: 10, next: source().next, port: 9, now: clock, mode: 'try' });
   runFor(1000);
   pacer.stop();
   expect(socket.sent()).toBeGreaterThanOrEqual(10);
@@ -181,7 +181,7 @@ test('a low rate waits for a whole datagram of credit instead of ticking every m
 
 test('maxBatch splits a tick into several calls of at most that many datagrams', () => {
   const socket = new FakeSocket();
-  const pacer = new Pacer(socket, { rate: 100_000, ...source(), port: 9, now: clock, mode: 'try', maxBatch: 30 });
+  const pacer = new Pacer(socket, { rate: 100_000, next: source().next, port: 9, now: clock, mode: 'try', maxBatch: 30 });
   runFor(100);
   pacer.stop();
   expect(Math.max(...socket.calls.map((c) => c.datagrams))).toBe(30);
@@ -192,7 +192,7 @@ test('maxBatch splits a tick into several calls of at most that many datagrams',
 test('try mode: what the kernel does not take is counted as unsent, never as sent', () => {
   const socket = new FakeSocket();
   socket.accept = (count) => Math.floor(count / 2);
-  const pacer = new Pacer(socket, { rate: 10_000, ...source(), port: 9, now: clock, mode: 'try' });
+  const pacer = new Pacer(socket, { rate: 10_000, next: source().next, port: 9, now: clock, mode: 'try' });
   runFor(100);
   pacer.stop();
   const offered = socket.sent();
@@ -205,7 +205,7 @@ test('try mode: what the kernel does not take is counted as unsent, never as sen
 test('queue mode: nothing more is sent while the socket queue is not empty; the ticks waited are counted', async () => {
   const socket = new FakeSocket();
   socket.holdSends = true;
-  const pacer = new Pacer(socket, { rate: 10_000, ...source(), port: 9, now: clock });
+  const pacer = new Pacer(socket, { rate: 10_000, next: source().next, port: 9, now: clock });
   runFor(20);
   expect(socket.calls).toHaveLength(1); // the first send is still pending
   const waiting = pacer.stats();
@@ -246,7 +246,7 @@ test('one packed buffer per tick', async () => {
 
 test('done resolves with the counts once the source ends and the last send completed', async () => {
   const socket = new FakeSocket();
-  const pacer = new Pacer(socket, { rate: 10_000, ...source(95), port: 9, now: clock });
+  const pacer = new Pacer(socket, { rate: 10_000, next: source(95).next, port: 9, now: clock });
   runFor(20);
   const stats: PacerStats = await pacer.done;
   expect(stats).toMatchObject({ datagrams: 95, bytes: 9500, queued: 0, unsent: 0 });
@@ -256,7 +256,7 @@ test('done resolves with the counts once the source ends and the last send compl
 test('a failed send rejects done with its error; what it sent before counts', async () => {
   const socket = new FakeSocket();
   socket.fail = new Error('boom');
-  const pacer = new Pacer(socket, { rate: 10_000, ...source(), port: 9, now: clock });
+  const pacer = new Pacer(socket, { rate: 10_000, next: source().next, port: 9, now: clock });
   jest.advanceTimersByTime(1);
   await expect(pacer.done).rejects.toThrow('boom');
   // Each failed call reports 2 datagrams sent before its error; they count, and sends stopped.
@@ -268,7 +268,7 @@ test('a failed send rejects done with its error; what it sent before counts', as
 
   const trying = new FakeSocket();
   trying.fail = new Error('try boom');
-  const tryPacer = new Pacer(trying, { rate: 10_000, ...source(), port: 9, now: clock, mode: 'try' });
+  const tryPacer = new Pacer(trying, { rate: 10_000, next: source().next, port: 9, now: clock, mode: 'try' });
   jest.advanceTimersByTime(1);
   await expect(tryPacer.done).rejects.toThrow('try boom');
   expect(jest.getTimerCount()).toBe(0);
@@ -296,5 +296,7 @@ test('bad options are refused', () => {
   expect(() => new Pacer(socket, { rate: 5, next, maxBatch: 0 })).toThrow(RangeError);
   expect(() => new Pacer(socket, { rate: 5, next, mode: 'later' as never })).toThrow(TypeError);
   expect(() => new Pacer(socket, { rate: 5, next: 3 as never })).toThrow(TypeError);
+  // A misspelt option is not silently the default.
+  expect(() => new Pacer(socket, { rate: 5, next, intervalMS: 5 } as never)).toThrow(/unknown.*intervalMS|intervalMS/);
   expect(jest.getTimerCount()).toBe(0);
 });
