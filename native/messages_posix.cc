@@ -72,12 +72,12 @@ size_t EncodeFixedControls(const SendControls& controls, IpFamily family, bool i
 SegmentationState ProbeSegmentation(SocketHandle socket) {
   SegmentationState state;
 #ifdef UDP_SEGMENT
-  // Setting the socket-wide segment size succeeds only where the kernel has UDP GSO; reset it
-  // at once, since each message carries its own size.
-  int size = 1200;
-  if (setsockopt(socket, SOL_UDP, UDP_SEGMENT, &size, sizeof(size)) == 0) {
-    size = 0;
-    setsockopt(socket, SOL_UDP, UDP_SEGMENT, &size, sizeof(size));
+  // Reading the socket-wide segment size succeeds only where the kernel has UDP GSO (Linux 4.18
+  // added the option for both directions). Nothing is set: a borrowed descriptor (wrapDgram)
+  // keeps whatever its owner set, and each message carries its own size anyway.
+  int size = 0;
+  socklen_t length = sizeof(size);
+  if (getsockopt(socket, SOL_UDP, UDP_SEGMENT, &size, &length) == 0) {
     state.supported = true;
     state.max_segments = kSegmentLimitRecent;
   }

@@ -102,6 +102,8 @@ int UdpSocket::CloseHandle() {
   want_writable_ = false;
   want_readable_ = false;
   want_errors_ = false;
+  connected_ = false;
+  remote_v4_mapped_ = false;
   if (poller_ != nullptr) {
     if (polling_) {
       uv_poll_stop(&poller_->handle);

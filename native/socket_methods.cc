@@ -195,6 +195,8 @@ Napi::Value UdpSocket::Receive(const Napi::CallbackInfo& info) {
   if (borrowed_) return Napi::Number::New(env, kErrorNotOwned);
   // Reading the error queue (a POLLERR, an earlier send) also clears the kernel's pending error,
   // which a connected socket's receive would have reported: report it here instead, once.
+  // The queue is read first (one recvmsg, EAGAIN when empty) so that an ICMP is reported once:
+  // left in the queue, it would raise POLLERR, be read later and be reported again.
   if (connected_ && ErrorQueueSupported()) {
     if (const int pending = errors_.Claim(handle_, 0)) return Napi::Number::New(env, pending);
   }
