@@ -67,9 +67,10 @@ for (const file of required) if (!has.has(file)) problems.push(`missing ${file}`
   if (typeof value === 'string') { if (!has.has(value.replace(/^\.\//, ''))) problems.push(`exports names missing ${value}`); }
   else for (const v of Object.values(value)) targets(v);
 })(pkg.exports);
-// No test code, no build leftovers.
+// No test code, no build leftovers (examples/ci-integration.test.mjs is an example for users: it ships).
 for (const file of files) {
-  if (/(^|\/)test\//.test(file) || /\.test\.[cm]?[jt]s$/.test(file) || /^(build|node_modules|coverage)\//.test(file)) {
+  if (/(^|\/)test\//.test(file) || (/\.test\.[cm]?[jt]s$/.test(file) && !file.startsWith('examples/')) ||
+      /^(build|node_modules|coverage)\//.test(file)) {
     problems.push(`ships ${file}`);
   }
 }
@@ -87,7 +88,9 @@ for (const file of files.filter((f) => f.endsWith('.md'))) {
   for (const [, link] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
     if (/^[a-z]+:/i.test(link) || link.startsWith('#')) continue;
     const target = path.posix.normalize(path.posix.join(path.posix.dirname(file), link.split('#')[0]));
-    if (!has.has(target)) problems.push(`${file} links to ${target}, not shipped`);
+    // A link to a folder resolves when the folder ships files.
+    const shipped = has.has(target) || files.some((f) => f.startsWith(`${target.replace(/\/$/, '')}/`));
+    if (!shipped) problems.push(`${file} links to ${target}, not shipped`);
   }
 }
 // Each prebuild is a binary of its platform: ELF e_machine 62 (x86-64) and 183 (AArch64), PE
