@@ -7,6 +7,7 @@
 import * as os from 'node:os';
 import type { NativeUdpSocket } from './binding';
 import type { Batch, NativeSendResult } from './batch';
+import { rawFailures } from './results';
 import type {
   PendingSend, RawFailure, RawSendResult, SendCompletion,
 } from './transport';
@@ -50,11 +51,7 @@ function datagramLength(batch: Batch, index: number): number {
 
 /** The native result in the queue's form: failures as objects. */
 function toRaw(result: NativeSendResult): RawSendResult {
-  const failures: RawFailure[] = [];
-  const flat = result.failures;
-  if (flat !== null) {
-    for (let i = 0; i + 1 < flat.length; i += 2) failures.push({ index: flat[i]!, errno: flat[i + 1]! });
-  }
+  const failures = rawFailures(result.failures);
   return {
     datagrams: result.datagrams, bytes: result.bytes, segments: result.segments,
     errno: result.errno, syscall: result.syscall, wouldBlock: result.wouldBlock, failures,

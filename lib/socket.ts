@@ -25,6 +25,7 @@ import {
   DatagramReader, toAddressInfo, type AddressInfo, type ReceivedDatagram, type ReceiveOptions,
 } from './receive';
 import { readEndpoints, readMessages } from './endpoints';
+import { sendResult } from './results';
 import { SendQueue } from './send-queue';
 import { checkOptionNames, RECEIVE_INFO_OPTION_NAMES, SEND_OPTION_NAMES } from './option-names';
 import * as sockopts from './socket-options';
@@ -37,7 +38,6 @@ import {
   type SendCompletion,
   type SendControls,
 } from './transport';
-import { ntStatusFromOsError, osErrorName } from './wsk/wsa';
 import type { NTSTATUS } from './wsk/ntstatus';
 
 export type { BatchInput, Datagram, PackedBatch } from './batch';
@@ -599,16 +599,7 @@ export class UdpSocket extends EventEmitter<UdpSocketEvents> implements BatchSen
   }
 
   #result(batch: Batch, result: RawSendResult): SendResult {
-    const failures = result.failures.map((failure): SendFailure => {
-      const code = osErrorName(failure.errno) ?? `E${failure.errno}`;
-      const status = ntStatusFromOsError(failure.errno);
-      const target = batch.targets === null ? 0 : batch.targets[failure.index]!;
-      const endpoint = batch.endpoints[target];
-      return endpoint === undefined
-        ? { index: failure.index, code, errno: failure.errno, status }
-        : { index: failure.index, code, errno: failure.errno, status, address: endpoint.address, port: endpoint.port };
-    });
-    return { datagrams: result.datagrams, bytes: result.bytes, segments: result.segments, failures };
+    return sendResult(batch, result.datagrams, result.bytes, result.segments, result.failures);
   }
 
   #buildOptions(options: SendOptions | undefined, manyDestinations: boolean): {

@@ -29,9 +29,10 @@ import { describeValue } from './describe';
 import { destinationAt, WskError } from './errors';
 import { readEndpoints, readMessages } from './endpoints';
 import { checkOptionNames, SEND_OPTION_NAMES } from './option-names';
-import type { Endpoint, Message, SendFailure, SendOptions, SendResult } from './socket';
+import { rawFailures, sendResult } from './results';
+import type { Endpoint, Message, SendOptions, SendResult } from './socket';
 import type { Destination, RawFailure } from './transport';
-import { ntStatusFromOsError, osErrorName } from './wsk/wsa';
+import { osErrorName } from './wsk/wsa';
 
 /** The send options of a wrapped socket: UdpSocket's but `signal`. */
 const WRAPPED_SEND_OPTION_NAMES = SEND_OPTION_NAMES.filter((name) => name !== 'signal');
@@ -373,7 +374,7 @@ export class DgramBatchSender {
     if (raw.errno !== 0 && !raw.wouldBlock) {
       throw new WskError(raw.errno, raw.syscall, raw, stoppedAt(batch, raw));
     }
-    return resultOf(batch, raw.datagrams, raw.bytes, raw.segments, flatFailures(raw));
+    return sendResult(batch, raw.datagrams, raw.bytes, raw.segments, rawFailures(raw.failures));
   }
 
   #send(batch: Batch): Promise<DgramSendResult> {
@@ -392,7 +393,7 @@ export class DgramBatchSender {
         request.datagrams = raw.datagrams;
         request.bytes = raw.bytes;
         request.segments = raw.segments;
-        request.failures = flatFailures(raw);
+        request.failures = rawFailures(raw.failures);
         next = raw.datagrams + request.failures.length;
         if (raw.errno !== 0 && !raw.wouldBlock) {
           reject(new WskError(raw.errno, raw.syscall, raw, stoppedAt(batch, raw)));
@@ -489,7 +490,7 @@ export class DgramBatchSender {
     } else if (failures.length > 0 && !request.batch.continueOnError) {
       request.reject(new WskError(failures[0]!.errno, 'send', sent));
     } else {
-      const result = resultOf(request.batch, request.datagrams, request.bytes, request.segments, failures);
+      const result = sendResult(request.batch, request.datagrams, request.bytes, request.segments, failures);
       request.resolve({ ...result, viaDgram: request.viaDgram });
     }
   }
@@ -595,30 +596,6 @@ function queueable(batch: Batch): Batch {
     }
   }
   return batch;
-}
-
-function flatFailures(raw: NativeSendResult): RawFailure[] {
-  const failures: RawFailure[] = [];
-  const flat = raw.failures;
-  if (flat !== null) {
-    for (let i = 0; i + 1 < flat.length; i += 2) failures.push({ index: flat[i]!, errno: flat[i + 1]! });
-  }
-  return failures;
-}
-
-function resultOf(batch: Batch, datagrams: number, bytes: number, segments: number,
-  failures: readonly RawFailure[]): SendResult {
-  return {
-    datagrams, bytes, segments,
-    failures: failures.map((failure): SendFailure => {
-      const code = osErrorName(failure.errno) ?? `E${failure.errno}`;
-      const status = ntStatusFromOsError(failure.errno);
-      const endpoint = batch.endpoints[batch.targets === null ? 0 : batch.targets[failure.index]!];
-      return endpoint === undefined
-        ? { index: failure.index, code, errno: failure.errno, status }
-        : { index: failure.index, code, errno: failure.errno, status, address: endpoint.address, port: endpoint.port };
-    }),
-  };
 }
 
 /** Datagram `index` of `batch` as views of the caller's memory: the caller's own view when whole. */
