@@ -160,11 +160,15 @@ function interfaceText(value: unknown, family: 4 | 6, name: string): string | nu
   return value;
 }
 
-/** addMembership / dropMembership / their source-specific forms. */
+/**
+ * addMembership / dropMembership (`source` null) and their source-specific forms (`source`
+ * wraps the caller's sourceAddress, checked like the group: undefined is a TypeError there,
+ * not a join of every source).
+ */
 export function setMembership(native: NativeUdpSocket, family: 4 | 6, join: boolean, group: unknown,
-  source: unknown, multicastInterface: unknown, syscall: string): void {
+  source: { readonly address: unknown } | null, multicastInterface: unknown, syscall: string): void {
   const groupText = groupLiteral(group, family, 'multicastAddress');
-  const sourceText = source === undefined ? null : groupLiteral(source, family, 'sourceAddress');
+  const sourceText = source === null ? null : groupLiteral(source.address, family, 'sourceAddress');
   const via = interfaceText(multicastInterface, family, 'multicastInterface');
   const error = native.membership(join, groupText, sourceText, via);
   if (error !== 0) throw new WskError(error, syscall);

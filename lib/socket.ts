@@ -447,12 +447,12 @@ export class UdpSocket extends EventEmitter<UdpSocketEvents> implements BatchSen
    * the socket to the wildcard first; this socket stays as it is). All platforms.
    */
   addMembership(multicastAddress: string, multicastInterface?: string): void {
-    sockopts.setMembership(this.#native, this.family, true, multicastAddress, undefined, multicastInterface, 'addMembership');
+    sockopts.setMembership(this.#native, this.family, true, multicastAddress, null, multicastInterface, 'addMembership');
   }
 
   /** Leaves a group joined with addMembership. */
   dropMembership(multicastAddress: string, multicastInterface?: string): void {
-    sockopts.setMembership(this.#native, this.family, false, multicastAddress, undefined, multicastInterface, 'dropMembership');
+    sockopts.setMembership(this.#native, this.family, false, multicastAddress, null, multicastInterface, 'dropMembership');
   }
 
   /**
@@ -460,13 +460,13 @@ export class UdpSocket extends EventEmitter<UdpSocketEvents> implements BatchSen
    * MCAST_JOIN_SOURCE_GROUP on udp6). All platforms with IGMPv3 / MLDv2 (Linux, Windows, macOS).
    */
   addSourceSpecificMembership(sourceAddress: string, groupAddress: string, multicastInterface?: string): void {
-    sockopts.setMembership(this.#native, this.family, true, groupAddress, sourceAddress, multicastInterface,
+    sockopts.setMembership(this.#native, this.family, true, groupAddress, { address: sourceAddress }, multicastInterface,
       'addSourceSpecificMembership');
   }
 
   /** Leaves a source-specific membership. */
   dropSourceSpecificMembership(sourceAddress: string, groupAddress: string, multicastInterface?: string): void {
-    sockopts.setMembership(this.#native, this.family, false, groupAddress, sourceAddress, multicastInterface,
+    sockopts.setMembership(this.#native, this.family, false, groupAddress, { address: sourceAddress }, multicastInterface,
       'dropSourceSpecificMembership');
   }
 

@@ -215,6 +215,9 @@ describe('multicast setters on loopback: the same OS answers as dgram', () => {
     expect(() => v6.setMulticastInterface('::%')).toThrow(TypeError);
     expect(() => v4.setMulticastInterface(undefined as never)).toThrow(TypeError);
     expect(() => v4.addSourceSpecificMembership('x', '232.1.1.1')).toThrow(/sourceAddress must be an IPv4 literal/);
+    // Found by the options fuzzer: an undefined source used to join the group for every source.
+    expect(() => v4.addSourceSpecificMembership(undefined as never, '232.1.1.1')).toThrow(/sourceAddress must be a string/);
+    expect(() => v6.dropSourceSpecificMembership(undefined as never, 'ff35::1')).toThrow(/sourceAddress must be a string/);
   });
 });
 

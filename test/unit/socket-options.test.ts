@@ -142,8 +142,8 @@ describe('setBufferSize: the forced form first, the plain one when it is refused
 describe('membership, multicast interface and disconnect calls', () => {
   test('the strings reach the native socket as given; absent ones as null', () => {
     const { native, calls } = fakeNative();
-    sockopts.setMembership(native, 4, true, '239.1.2.3', undefined, undefined, 'addMembership');
-    sockopts.setMembership(native, 6, false, 'ff35::1', 'fd00::1', '::%eth0', 'dropSourceSpecificMembership');
+    sockopts.setMembership(native, 4, true, '239.1.2.3', null, undefined, 'addMembership');
+    sockopts.setMembership(native, 6, false, 'ff35::1', { address: 'fd00::1' }, '::%eth0', 'dropSourceSpecificMembership');
     sockopts.setMulticastInterface(native, 6, '::%3');
     sockopts.disconnect(native, true);
     expect(calls).toEqual([
@@ -152,6 +152,15 @@ describe('membership, multicast interface and disconnect calls', () => {
       ['setMulticastInterface', '::%3'],
       ['disconnect'],
     ]);
+  });
+
+  test('a source-specific membership without a source is a TypeError, not a join of every source', () => {
+    const { native, calls } = fakeNative();
+    for (const source of [undefined, null, 5]) {
+      expect(() => sockopts.setMembership(native, 4, true, '232.1.1.1', { address: source }, undefined,
+        'addSourceSpecificMembership')).toThrow(/sourceAddress must be a string/);
+    }
+    expect(calls).toEqual([]);
   });
 
   test('disconnect of a socket that is not connected: TypeError with dgram\'s code, no native call', () => {
