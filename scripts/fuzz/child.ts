@@ -7,6 +7,7 @@ import { collectUncaught, type TargetName } from './common';
 import { runHarness, type ChildMessage, type HarnessOptions, type TargetDefinition } from './harness';
 import { ipv6Available, qdiscDrops, setUpPrivateLoopback, udpErrorCounters } from './loopback';
 import { nativeTarget } from './native-target';
+import { optionsTarget } from './options-target';
 import { socketTarget } from './socket-target';
 import { wskTarget } from './wsk-target';
 
@@ -54,6 +55,7 @@ async function main(): Promise<void> {
     case 'native': def = nativeTarget(options); break;
     case 'wsk': def = wskTarget(options); break;
     case 'socket': def = socketTarget(options); break;
+    case 'options': def = optionsTarget(options); break;
   }
   const report = await runHarness(def, {
     seed: config.seed,

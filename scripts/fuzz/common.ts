@@ -5,7 +5,7 @@
 import * as os from 'node:os';
 import fc from 'fast-check';
 
-export const TARGETS = ['native', 'wsk', 'socket'] as const;
+export const TARGETS = ['native', 'wsk', 'socket', 'options'] as const;
 export type TargetName = (typeof TARGETS)[number];
 
 const ERRNO_NAMES = new Map<number, string>(

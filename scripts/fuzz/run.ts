@@ -1,7 +1,8 @@
 /**
- * `npm run fuzz`: property-based fuzzing of the native binding, the WSK layer and the idiomatic
- * socket API with fast-check. Each target runs in a child process (dist/scripts/fuzz/child.js),
- * inside a private network namespace of its own (`unshare --net`), so that:
+ * `npm run fuzz`: property-based fuzzing of the native binding, the WSK layer, the idiomatic
+ * socket API and the socket options of both with fast-check. Each target runs in a child
+ * process (dist/scripts/fuzz/child.js), inside a private network namespace of its own
+ * (`unshare --net`), so that:
  * - a crash in native code (SIGSEGV, SIGABRT) is reported with the case that caused it, and the
  *   target goes on from the next case;
  * - a case that never ends is noticed (the child writes each case's index to a status file;
@@ -46,7 +47,7 @@ interface Options {
 function usage(status: number): never {
   (status === 0 ? process.stdout : process.stderr).write(
     'usage: npm run fuzz -- [options]\n' +
-      '  --target T          native | wsk | socket | all (default all)\n' +
+      '  --target T          native | wsk | socket | options | all (default all)\n' +
       `  --runs N            cases per target (default ${DEFAULTS.runs})\n` +
       `  --seconds S         time bound per target; stops at whichever of runs/seconds comes first (default ${DEFAULTS.seconds})\n` +
       '  --seed N            fast-check seed (default: random, printed)\n' +
@@ -105,7 +106,7 @@ function parseOptions(): Options {
   if (values.help) usage(0);
   const targets: TargetName[] = values.target === 'all' ? [...TARGETS]
     : (TARGETS as readonly string[]).includes(values.target) ? [values.target as TargetName]
-      : usageError(`--target must be native, wsk, socket or all, got ${JSON.stringify(values.target)}`);
+      : usageError(`--target must be native, wsk, socket, options or all, got ${JSON.stringify(values.target)}`);
   if (values.path !== '' && !/^\d+(:\d+)*$/.test(values.path)) usageError(`--path must look like 12 or 12:0:3, got ${values.path}`);
   if (values.path !== '' && targets.length !== 1) usageError('--path needs one --target');
   const exclude = values.exclude.split(',').map((s) => s.trim()).filter((s) => s !== '');
