@@ -9,6 +9,7 @@
  * stay 0 (Windows turns the ICMP resets of later receives off instead: docs/api.md).
  */
 import type { EventEmitter } from 'node:events';
+import { abortError, onAbort } from './abort';
 import type { NativeAddress, NativeUdpSocket } from './binding';
 import { toAddressInfo } from './receive';
 import { ntStatusFromOsError, osErrorName } from './wsk/wsa';
@@ -123,14 +124,22 @@ export function toIcmpError(entry: NativeIcmpEntry): IcmpError {
   };
 }
 
+/** socket.icmpErrors(options). */
+export interface IcmpErrorsOptions {
+  /** Ends the iteration: the loop throws a WskError ECANCELED whose `cause` is the reason. */
+  signal?: AbortSignal;
+}
+
 /** Most errors an iterator holds for a slow consumer; older ones are dropped first. */
 export const ICMP_ITERATOR_LIMIT = 1024;
 
 /** `socket.icmpErrors()`: the ICMP errors from now on, until the socket closes or the loop ends. */
 class IcmpIterator implements AsyncIterableIterator<IcmpError> {
   readonly #queue: IcmpError[] = [];
-  #waiting: ((result: IteratorResult<IcmpError>) => void) | null = null;
+  #waiting: { resolve: (result: IteratorResult<IcmpError>) => void; reject: (error: Error) => void } | null = null;
   #done = false;
+  /** An abort's error, for the next() that comes after it (given once). */
+  #abortError: Error | null = null;
   readonly #onEnd: (iterator: IcmpIterator) => void;
   /** Errors dropped because the consumer was ICMP_ITERATOR_LIMIT behind. */
   dropped = 0;
@@ -142,7 +151,7 @@ class IcmpIterator implements AsyncIterableIterator<IcmpError> {
   push(error: IcmpError): void {
     if (this.#done) return;
     if (this.#waiting !== null) {
-      const resolve = this.#waiting;
+      const { resolve } = this.#waiting;
       this.#waiting = null;
       resolve({ value: error, done: false });
       return;
@@ -160,24 +169,44 @@ class IcmpIterator implements AsyncIterableIterator<IcmpError> {
     this.#done = true;
     this.#onEnd(this);
     if (this.#waiting !== null && this.#queue.length === 0) {
-      const resolve = this.#waiting;
+      const { resolve } = this.#waiting;
       this.#waiting = null;
       resolve({ value: undefined, done: true });
     }
   }
 
+  /**
+   * Ends the iteration at once, as the abort of a receive does: what is queued is dropped and
+   * the waiting next() (or else the next one) rejects with `error`; after that, done.
+   */
+  abort(error: Error): void {
+    if (this.#done) return;
+    this.#queue.length = 0;
+    const waiting = this.#waiting;
+    this.#waiting = null;
+    this.end();
+    if (waiting !== null) waiting.reject(error);
+    else this.#abortError = error;
+  }
+
   next(): Promise<IteratorResult<IcmpError>> {
     const value = this.#queue.shift();
     if (value !== undefined) return Promise.resolve({ value, done: false });
+    if (this.#abortError !== null) {
+      const error = this.#abortError;
+      this.#abortError = null;
+      return Promise.reject(error);
+    }
     if (this.#done) return Promise.resolve({ value: undefined, done: true });
     if (this.#waiting !== null) return Promise.reject(new TypeError('next() called again before the last one settled'));
-    return new Promise((resolve) => {
-      this.#waiting = resolve;
+    return new Promise((resolve, reject) => {
+      this.#waiting = { resolve, reject };
     });
   }
 
   return(): Promise<IteratorResult<IcmpError>> {
     this.#queue.length = 0;
+    this.#abortError = null;
     this.end();
     return Promise.resolve({ value: undefined, done: true });
   }
@@ -230,17 +259,27 @@ export class IcmpWatch {
     this.#update(0);
   }
 
-  /** A new iterator over the errors from now on. */
-  iterator(): AsyncIterableIterator<IcmpError> {
+  /**
+   * A new iterator over the errors from now on; `signal`'s abort ends it, rejecting its waiting
+   * (or next) next() with the receive calls' abort error.
+   */
+  iterator(signal?: AbortSignal): AsyncIterableIterator<IcmpError> {
+    let removeAbortListener = (): void => undefined;
     const iterator = new IcmpIterator((it) => {
+      removeAbortListener();
       this.#iterators.delete(it);
       this.#update(0);
     });
+    if (signal?.aborted) {
+      iterator.abort(abortError(signal));
+      return iterator;
+    }
     if (this.#closed) {
       iterator.end();
       return iterator;
     }
     this.#iterators.add(iterator);
+    removeAbortListener = onAbort(signal, () => iterator.abort(abortError(signal!)));
     this.#update(0);
     return iterator;
   }

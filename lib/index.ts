@@ -31,7 +31,7 @@ export {
 export type { RemoteInfo, UdpSocketEvents } from './events';
 export type { AddressInfo, ReceivedDatagram, ReceiveOptions } from './receive';
 export type { SocketStats } from './binding';
-export type { IcmpError, IcmpErrorKind, IcmpStats, MtuDiscovery } from './icmp';
+export type { IcmpError, IcmpErrorKind, IcmpErrorsOptions, IcmpStats, MtuDiscovery } from './icmp';
 export { MAX_BATCH_DATAGRAMS, MAX_DATAGRAM_PIECES, MAX_UDP_PAYLOAD, type SendControls } from './transport';
 export * from './wsk';
 

@@ -22,6 +22,9 @@ export const PACER_OPTION_NAMES = [
 /** receiveBatch / datagrams. */
 export const RECEIVE_OPTION_NAMES = ['maxDatagrams', 'slotSize', 'arena', 'timeoutMs', 'signal'] as const;
 
+/** icmpErrors. */
+export const ICMP_ERRORS_OPTION_NAMES = ['signal'] as const;
+
 /** enableReceiveInfo. */
 export const RECEIVE_INFO_OPTION_NAMES = ['gro'] as const;
 

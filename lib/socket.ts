@@ -27,9 +27,9 @@ import {
 import { readEndpoints, readMessages } from './endpoints';
 import { sendResult } from './results';
 import { SendQueue } from './send-queue';
-import { checkOptionNames, RECEIVE_INFO_OPTION_NAMES, SEND_OPTION_NAMES } from './option-names';
+import { checkOptionNames, ICMP_ERRORS_OPTION_NAMES, RECEIVE_INFO_OPTION_NAMES, SEND_OPTION_NAMES } from './option-names';
 import * as sockopts from './socket-options';
-import { IcmpWatch, MTU_DISCOVERY, type IcmpError, type MtuDiscovery } from './icmp';
+import { IcmpWatch, MTU_DISCOVERY, type IcmpError, type IcmpErrorsOptions, type MtuDiscovery } from './icmp';
 import {
   type BatchSender,
   type Destination,
@@ -662,9 +662,13 @@ export class UdpSocket extends EventEmitter<UdpSocketEvents> implements BatchSen
    * The ICMP errors this socket's datagrams cause from now on (Linux; elsewhere it never yields),
    * as the 'icmp' event gives them, until the socket closes or the loop breaks. A consumer more
    * than 1024 errors behind loses the oldest. Watching never keeps the process alive by itself.
+   * `signal`'s abort ends it: the loop throws the WskError ECANCELED a receive's abort gives
+   * (`cause`: the signal's reason), and what was queued is dropped.
    */
-  icmpErrors(): AsyncIterableIterator<IcmpError> {
-    return this.#icmp.iterator();
+  icmpErrors(options: IcmpErrorsOptions = {}): AsyncIterableIterator<IcmpError> {
+    checkOptionNames(options, ICMP_ERRORS_OPTION_NAMES, 'icmpErrors');
+    const signal = readSignal(options.signal, 'options.signal');
+    return this.#icmp.iterator(signal);
   }
 
   /**

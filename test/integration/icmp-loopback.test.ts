@@ -95,6 +95,37 @@ describe.each([['udp4', '127.0.0.1', 'IPv4', 'icmp', 3, 3], ['udp6', '::1', 'IPv
       expect(await waiting).toEqual({ value: undefined, done: true });
     });
 
+    test('icmpErrors({ signal }): an abort ends a waiting loop with WskError ECANCELED; the socket goes on watching for others', async () => {
+      const s = socket(type);
+      const port = closedPort(type, address);
+      const controller = new AbortController();
+      const heard: IcmpError[] = [];
+      const caught: unknown[] = [];
+      const loop = (async () => {
+        try {
+          for await (const error of s.icmpErrors({ signal: controller.signal })) {
+            heard.push(error);
+            controller.abort(new Error('enough'));
+          }
+        } catch (error) {
+          caught.push(error);
+        }
+      })();
+      const other = s.icmpErrors();
+      s.trySendBatch([Buffer.from('a'), Buffer.from('bb')], port, address, { gso: false });
+      await loop;
+      expect(heard.map((e) => e.payload.length)).toEqual([1]);
+      expect(caught).toHaveLength(1);
+      expect(caught[0]).toBeInstanceOf(WskError);
+      expect(caught[0]).toMatchObject({ code: 'ECANCELED', cause: new Error('enough') });
+      // The other iterator still gets both: an abort ends only its own iterator.
+      expect((await other.next()).value?.payload.length).toBe(1);
+      expect((await other.next()).value?.payload.length).toBe(2);
+      await other.return!();
+      expect(() => s.icmpErrors({ signal: 'no' } as never)).toThrow(TypeError);
+      expect(() => s.icmpErrors({ singal: controller.signal } as never)).toThrow(/unknown option "singal"/);
+    });
+
     test("an earlier peer's ICMP fails neither a later send to another peer nor a receive", async () => {
       const s = socket(type);
       s.bind(0, address);

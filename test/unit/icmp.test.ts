@@ -135,3 +135,53 @@ test('without an error queue (watchErrors refuses) nothing is delivered and noth
   await tick();
   expect(heard).toEqual([]);
 });
+
+describe('an AbortSignal ends an iterator the way it ends a receive', () => {
+  test('a waiting next() rejects with WskError ECANCELED (cause: the reason), then done; the queue is unwatched', async () => {
+    const native = new FakeQueue();
+    const watch = new IcmpWatch(native, new EventEmitter());
+    const controller = new AbortController();
+    const iterator = watch.iterator(controller.signal);
+    expect(native.calls).toEqual(['watch']);
+    const waiting = iterator.next();
+    const reason = new Error('stop watching');
+    controller.abort(reason);
+    await expect(waiting).rejects.toMatchObject({ name: 'WskError', code: 'ECANCELED', status: 0xc0000120, cause: reason });
+    expect(native.calls).toEqual(['watch', 'unwatch']);
+    expect(await iterator.next()).toEqual({ value: undefined, done: true });
+    // Errors after the abort reach it no more.
+    native.ring.push(entry());
+    native.onErrors?.();
+    expect(await iterator.next()).toEqual({ value: undefined, done: true });
+  });
+
+  test('an abort with errors queued drops them: the next next() rejects once, then done', async () => {
+    const native = new FakeQueue();
+    const watch = new IcmpWatch(native, new EventEmitter());
+    const controller = new AbortController();
+    const iterator = watch.iterator(controller.signal);
+    native.ring.push(entry(), entry());
+    native.onErrors!();
+    controller.abort();
+    await expect(iterator.next()).rejects.toMatchObject({ code: 'ECANCELED' });
+    expect(await iterator.next()).toEqual({ value: undefined, done: true });
+  });
+
+  test('a signal aborted before the call: the first next() rejects and the queue is never watched', async () => {
+    const native = new FakeQueue();
+    const watch = new IcmpWatch(native, new EventEmitter());
+    const iterator = watch.iterator(AbortSignal.abort('early'));
+    await expect(iterator.next()).rejects.toMatchObject({ code: 'ECANCELED', cause: 'early' });
+    expect(native.calls).toEqual([]);
+  });
+
+  test('return() before the abort removes the listener: a later abort changes nothing', async () => {
+    const native = new FakeQueue();
+    const watch = new IcmpWatch(native, new EventEmitter());
+    const controller = new AbortController();
+    const iterator = watch.iterator(controller.signal);
+    await iterator.return!();
+    controller.abort();
+    expect(await iterator.next()).toEqual({ value: undefined, done: true });
+  });
+});
