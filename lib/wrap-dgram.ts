@@ -121,6 +121,17 @@ function detachedError(): WskError {
   return error;
 }
 
+/**
+ * The error of a send on a wrapper whose dgram socket was connected after wrapping: dgram's own
+ * code for a destination given to a connected socket.
+ */
+function connectedError(): TypeError {
+  const error = new TypeError('the dgram socket was connected after it was wrapped: the wrapper sends to ' +
+    'destinations, which a connected dgram socket refuses; disconnect() it, or send through dgram');
+  (error as TypeError & { code: string }).code = 'ERR_SOCKET_DGRAM_IS_CONNECTED';
+  return error;
+}
+
 /** Runs `run` once libuv's closing phase has run (the one after the current loop iteration's). */
 function afterClosingPhase(run: () => void): void {
   // uv_run: timers, poll, check (setImmediate), closing handles. A first setImmediate may still
@@ -160,7 +171,9 @@ interface Request {
  * dgram socket closes: later sends fail with EBADF, and the descriptor (whose number the OS may
  * give to the next socket opened) is never written to again.
  *
- * Limits: unconnected dgram sockets only; the send options tos, ecn, ttl, sourceAddress,
+ * Limits: unconnected dgram sockets only (one connected after wrapping, from its 'connect' event
+ * until it is disconnected, has its wrapped sends refused with dgram's ERR_SOCKET_DGRAM_IS_CONNECTED);
+ * the send options tos, ecn, ttl, sourceAddress,
  * interfaceIndex and destinations with an IPv6 zone work with the try calls only (dgram's send
  * cannot carry them); segmentation offload applies to the direct part only (what goes through
  * dgram is sent as the datagrams it stands for); the application's own `socket.send()` calls
@@ -179,6 +192,11 @@ export class DgramBatchSender {
   readonly #fd: number;
   readonly #addresses: DestinationCache;
   readonly #onClose = (): void => this.#dgramClosed();
+  /** dgram's 'connect' was seen: from then on each send asks whether it still is connected. */
+  #connectSeen = false;
+  readonly #onConnect = (): void => {
+    this.#connectSeen = true;
+  };
   #attached = true;
   /** dgram's close was seen (its event, or a send finding the descriptor gone). */
   #closeSeen = false;
@@ -232,6 +250,7 @@ export class DgramBatchSender {
     this.#addresses = new DestinationCache(family);
     wrapped.add(socket);
     socket.once('close', this.#onClose);
+    socket.on('connect', this.#onConnect);
   }
 
   /**
@@ -288,6 +307,7 @@ export class DgramBatchSender {
     this.#attached = false;
     this.#native.close(); // forgets the borrowed descriptor; never closes it
     wrapped.delete(this.socket);
+    this.socket.off('connect', this.#onConnect);
     // With datagrams still in dgram's hands, dgram's 'close' is still needed (#dgramClosed).
     if (this.#outstanding === 0) this.socket.off('close', this.#onClose);
   }
@@ -361,6 +381,21 @@ export class DgramBatchSender {
     return false;
   }
 
+  /**
+   * Whether the dgram socket is connected now. Asked of dgram (a getpeername) only after its
+   * 'connect' event, so that an unconnected socket's sends pay nothing; disconnect() has no event.
+   */
+  #connected(): boolean {
+    if (!this.#connectSeen) return false;
+    try {
+      this.socket.remoteAddress();
+      return true;
+    } catch {
+      this.#connectSeen = false;
+      return false;
+    }
+  }
+
   /** Whether a send must go behind datagrams queued in dgram (ours or the application's). */
   #mustQueue(): boolean {
     return this.#outstanding > 0 || this.socket.getSendQueueCount() > 0;
@@ -368,6 +403,7 @@ export class DgramBatchSender {
 
   #trySend(batch: Batch): SendResult {
     if (!this.#check()) throw detachedError();
+    if (this.#connected()) throw connectedError();
     if (this.#mustQueue()) return { datagrams: 0, bytes: 0, segments: 0, failures: [] };
     // Nothing runs between the check and the system call: the batch is our own object.
     const raw = this.#native.send(batch, 0, batch.count);
@@ -381,6 +417,10 @@ export class DgramBatchSender {
     return new Promise((resolve, reject) => {
       if (!this.#check()) {
         reject(detachedError());
+        return;
+      }
+      if (this.#connected()) {
+        reject(connectedError());
         return;
       }
       const request: Request = {

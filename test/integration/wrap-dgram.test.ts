@@ -317,6 +317,32 @@ describe('wrapDgram on loopback', () => {
     await receiver.waitFor(2);
   });
 
+  test('a dgram socket connected after wrapping: wrapped sends are refused with dgram\'s code until it is disconnected', async () => {
+    const sender = wrapDgram(socket);
+    expect(sender.trySendBatch([patterned(0, 10)], receiver.port).datagrams).toBe(1);
+    await receiver.waitFor(1);
+    const other = await openReceiver('udp4');
+    try {
+      await new Promise<void>((resolve) => socket.connect(other.port, '127.0.0.1', () => resolve()));
+      const refused = { code: 'ERR_SOCKET_DGRAM_IS_CONNECTED' };
+      expect(() => sender.trySendBatch([patterned(1, 10)], receiver.port)).toThrow(TypeError);
+      expect(() => sender.trySendTo([{ data: patterned(1, 10), port: receiver.port }])).toThrow(expect.objectContaining(refused));
+      await expect(sender.sendBatch([patterned(1, 10)], receiver.port)).rejects.toMatchObject(refused);
+      // dgram itself still sends to its remote, and nothing of the refused sends went anywhere.
+      await new Promise<void>((resolve, reject) => socket.send(Buffer.from('via connect'), (e) => (e ? reject(e) : resolve())));
+      expect((await other.waitFor(1)).map(String)).toEqual(['via connect']);
+      socket.disconnect();
+      const after = await sender.sendBatch([patterned(2, 10), patterned(3, 10)], receiver.port);
+      expect(after.datagrams).toBe(2);
+      const got = await receiver.waitFor(3);
+      expectSameDatagrams(got, [patterned(0, 10), patterned(2, 10), patterned(3, 10)]);
+      expect(receiver.received).toHaveLength(3);
+      expect(other.received).toHaveLength(1);
+    } finally {
+      await other.close();
+    }
+  });
+
   test('bad inputs: not a dgram socket, unbound, binding, closed, connected, wrapped twice, bad options', async () => {
     for (const value of [undefined, null, 42, {}, { _handle: { fd: 3 } }]) {
       expect(() => wrapDgram(value as unknown as dgram.Socket)).toThrow(TypeError);
