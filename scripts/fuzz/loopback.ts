@@ -10,8 +10,23 @@
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import { buildBatch, type NativeBatch } from '../../lib/batch';
 import { binding, type NativeUdpSocket } from '../../lib/binding';
 import { EAGAIN, errnoName, sleep, sleepSync } from './common';
+
+/** A native socket of `family`, opened (IPv6-only unless `ipv6Only` is false); throws if it cannot be. */
+export function openNative(family: 4 | 6, ipv6Only = true): NativeUdpSocket {
+  const native = new (binding().UdpSocket)();
+  const error = native.open(family, ipv6Only);
+  if (error !== 0) throw new Error(`open(${family}) failed: ${errnoName(error)}`);
+  return native;
+}
+
+/** A well-formed batch of `datagrams` to one destination, no controls. */
+export function plainBatch(datagrams: readonly Uint8Array[], family: 4 | 6, address: string, port: number): NativeBatch {
+  return buildBatch(datagrams, { family, address, port, scopeId: 0 },
+    { family, segment: false, continueOnError: false, controls: undefined });
+}
 
 export const FAST_V4 = '127.0.0.1';
 export const FAST_V6 = '::1';

@@ -22,7 +22,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import fc from 'fast-check';
-import { buildBatch, DESTINATION_RECORD_BYTES, encodeDestination, type NativeBatch } from '../../lib/batch';
+import { DESTINATION_RECORD_BYTES, encodeDestination } from '../../lib/batch';
 import { binding, type NativeUdpSocket } from '../../lib/binding';
 import { BIG_LENGTHS, bufSpecArb, detachBuffer, makeBuffer, VALID_KINDS, type BufSpec, type MadeBuffer } from './buffers';
 import {
@@ -31,7 +31,7 @@ import {
   rarely,
 } from './common';
 import type { TargetDefinition } from './harness';
-import { FAST_V4, FAST_V6, Receiver } from './loopback';
+import { FAST_V4, FAST_V6, openNative, plainBatch, Receiver } from './loopback';
 
 const MAX_PAYLOAD = { 4: 65507, 6: 65527 } as const;
 const MAX_DATAGRAMS = 1 << 20;
@@ -459,11 +459,6 @@ interface Env {
 }
 
 /** A batch of whole datagrams to one address, as the library builds it. */
-function plainBatch(datagrams: readonly Uint8Array[], family: 4 | 6, address: string, port: number): NativeBatch {
-  return buildBatch(datagrams, { family, address, port, scopeId: 0 },
-    { family, segment: false, continueOnError: false, controls: undefined });
-}
-
 class Flipper {
   readonly ctl = new Int32Array(new SharedArrayBuffer(32));
   readonly words = new SharedArrayBuffer(4 * 4096);
@@ -513,13 +508,6 @@ class Flipper {
     // It only ever runs JavaScript, so stopping it is safe.
     if (!this.exited) await this.worker.terminate();
   }
-}
-
-function openNative(family: 4 | 6): NativeUdpSocket {
-  const native = new (binding().UdpSocket)();
-  const error = native.open(family);
-  if (error !== 0) throw new Error(`open(${family}) failed: ${errnoName(error)}`);
-  return native;
 }
 
 export interface NativeTargetOptions {

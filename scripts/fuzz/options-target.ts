@@ -29,7 +29,6 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import fc from 'fast-check';
-import { buildBatch, type NativeBatch } from '../../lib/batch';
 import { binding, NativeOption, type NativeUdpSocket } from '../../lib/binding';
 import { WskError } from '../../lib/errors';
 import { describeValue as show } from '../../lib/describe';
@@ -39,7 +38,7 @@ import {
   withCleanup,
 } from './common';
 import type { TargetDefinition } from './harness';
-import { FAST_V4, FAST_V6, Receiver } from './loopback';
+import { FAST_V4, FAST_V6, openNative, plainBatch, Receiver } from './loopback';
 
 const { EOPNOTSUPP, ENOTCONN, EAFNOSUPPORT, EPERM } = os.constants.errno;
 const INT_MAX = 0x7fffffff;
@@ -441,11 +440,6 @@ function marker(tag: number): Uint8Array {
   return bytes;
 }
 
-function plainBatch(datagram: Uint8Array, family: 4 | 6, receiver: Receiver): NativeBatch {
-  return buildBatch([datagram], { family, address: receiver.address, port: receiver.port, scopeId: 0 },
-    { family, segment: false, continueOnError: false, controls: undefined });
-}
-
 interface Env {
   rx: { 4: Receiver; 6: Receiver | null };
   ipv6: boolean;
@@ -488,13 +482,6 @@ function snapshot(socket: NativeUdpSocket): string {
 
 function closeModel(model: Model): void {
   Object.assign(model, { open: false, borrowed: false, connected: false, owner: null });
-}
-
-function openNative(family: 4 | 6, ipv6Only = true): NativeUdpSocket {
-  const native = new (binding().UdpSocket)();
-  const error = native.open(family, ipv6Only);
-  if (error !== 0) throw new Error(`open(${family}) failed: ${errnoName(error)}`);
-  return native;
 }
 
 function runNative(c: NativeCase, env: Env): string {
@@ -551,7 +538,7 @@ function runNative(c: NativeCase, env: Env): string {
     const want = new Map<Receiver, Uint8Array[]>();
     const rx = rxOf(model.family);
     const datagram = marker(1);
-    const sent = sut.send(plainBatch(datagram, model.family, rx), 0, 1);
+    const sent = sut.send(plainBatch([datagram], model.family, rx.address, rx.port), 0, 1);
     if (model.open) {
       if (sent.errno !== 0 || sent.datagrams !== 1) fail(`after the case, a send on the open socket returned ${JSON.stringify(sent)}`);
       want.set(rx, [datagram]);
@@ -569,7 +556,7 @@ function runNative(c: NativeCase, env: Env): string {
       const owner = owners[family];
       if (owner === undefined) continue;
       const ownerDatagram = marker(2);
-      const ownerSent = owner.send(plainBatch(ownerDatagram, family, rxOf(family)), 0, 1);
+      const ownerSent = owner.send(plainBatch([ownerDatagram], family, rxOf(family).address, rxOf(family).port), 0, 1);
       if (ownerSent.errno !== 0 || ownerSent.datagrams !== 1) {
         fail(`after its borrower closed, the owner's send returned ${JSON.stringify(ownerSent)}`);
       }
