@@ -12,9 +12,10 @@
 #
 #   bash scripts/package/pack-test.sh        # or: npm run test:package
 #
-# The installs are offline (npm install --offline): before them, `npm cache add` puts the
-# package's runtime dependencies, with theirs, at the versions package-lock.json pins, into the
-# npm cache; anything beyond those, or a download at install (a toolchain, headers), fails.
+# The installs are offline (npm install --offline): before them, one online resolution of the
+# tarball (--package-lock-only) names the runtime dependencies, with theirs, at the versions a
+# user's install gets today, and `npm cache add` puts exactly those into the npm cache; anything
+# beyond those, or a download at install (a toolchain, headers), fails.
 # Prints one line per check and exits non-zero at the first that fails.
 # Environment: WSK_PACK_TEST_NO_ARM64=1 leaves out the qemu-user run (said in the output);
 # WSK_PACK_TEST_KEEP=1 keeps the work directory.
@@ -133,19 +134,36 @@ done
 pass "the install PATH has node, npm, npx, sh and no make, g++, gcc, cc, c++, python3, python"
 
 # What an install of the tarball may take from the registry: its runtime dependencies and theirs,
-# at the versions package-lock.json pins (every non-dev entry), cached now: npm ci caches
-# tarballs by integrity, not the package documents an install resolves from.
-mapfile -t dependencies < <(node -e '
-  const lock = require("./package-lock.json");
-  const seen = new Set();
-  for (const [key, entry] of Object.entries(lock.packages)) {
-    if (!key.startsWith("node_modules/") || entry.dev || entry.link) continue;
-    seen.add(`${key.slice(key.lastIndexOf("node_modules/") + 13)}@${entry.version}`);
-  }
-  console.log([...seen].sort().join("\n"));
-')
+# resolved as a user's install resolves them today. The tarball carries no lockfile, so a user
+# gets the newest release within each range, not package-lock.json's pin (d3-geo-projection
+# 4.0.1 came out after the lock pinned 4.0.0, and an offline install then missed it). One online
+# resolution (--package-lock-only: nothing is fetched or run) names the versions; `npm cache add`
+# caches exactly those; the installs below stay offline.
+mkdir "$work/resolve"
+printf '{ "name": "wsk-dgram-pack-resolve", "version": "1.0.0", "private": true }\n' > "$work/resolve/package.json"
+(cd "$work/resolve" && npm install --package-lock-only --ignore-scripts --no-audit --no-fund "$tarball") \
+  >"$work/resolve.log" 2>&1 || { cat "$work/resolve.log" >&2; die "npm install --package-lock-only (resolving the tarball's dependencies)"; }
+mapfile -t dependencies < <(node - "$work/resolve/package-lock.json" "$work/resolve-diff.txt" <<'EOF_NODE'
+const resolved = require(process.argv[2]).packages;
+const pinned = require('./package-lock.json').packages;
+const seen = new Set();
+const newer = []; // where today's resolution differs from the lock
+for (const [key, entry] of Object.entries(resolved)) {
+  if (!key.startsWith('node_modules/') || key === 'node_modules/wsk-dgram' || entry.link) continue;
+  const name = key.slice(key.lastIndexOf('node_modules/') + 13);
+  seen.add(`${name}@${entry.version}`);
+  const pin = pinned[key];
+  if (pin && pin.version !== entry.version) newer.push(`${name} ${pin.version} -> ${entry.version}`);
+}
+console.log([...seen].sort().join('\n'));
+require('node:fs').writeFileSync(process.argv[3], newer.length === 0
+  ? 'each at the version package-lock.json pins'
+  : `${newer.length} other than package-lock.json pins: ${newer.join(', ')}`);
+EOF_NODE
+)
+[ "${#dependencies[@]}" -gt 0 ] && [ -s "$work/resolve-diff.txt" ] || die "reading the resolved dependencies from $work/resolve/package-lock.json"
 npm cache add "${dependencies[@]}" >"$work/cache.log" 2>&1 || { cat "$work/cache.log" >&2; die "npm cache add (${#dependencies[@]} packages)"; }
-pass "npm cache add: the ${#dependencies[@]} runtime packages package-lock.json pins (for the offline installs)"
+pass "npm cache add: the ${#dependencies[@]} runtime packages an install of the tarball resolves to today, $(cat "$work/resolve-diff.txt") (for the offline installs)"
 new_project() {  # new_project DIR
   mkdir -p "$1"
   printf '{ "name": "wsk-dgram-pack-test", "version": "1.0.0", "private": true }\n' > "$1/package.json"
