@@ -16,10 +16,11 @@
  * ```
  */
 import { performance } from 'node:perf_hooks';
-import type { BatchInput, PackedBatch } from './batch';
+import type { BatchInput } from './batch';
 import type { SendOptions, SendResult } from './socket';
 import { checkOptionNames, PACER_OPTION_NAMES } from './option-names';
 import { MAX_BATCH_DATAGRAMS } from './transport';
+import { describeValue } from './describe';
 
 /** What the pacer needs of a socket: UdpSocket has it. */
 export interface PacedSocket {
@@ -111,20 +112,56 @@ interface BatchSize {
   bytes: number;
 }
 
-/** The datagram count and payload bytes of a batch input (already checked by the send). */
-function sizeOf(batch: BatchInput): BatchSize {
+/**
+ * One read of what the source gave: the datagram array (and each datagram's pieces) copied, or
+ * a packed batch's fields read into a plain object. The pacer counts, charges and sends this
+ * snapshot, so a getter or Proxy in the source's batch cannot make the count the pacer charges
+ * differ from what the send reads. The shape is checked here (a batch the pacer cannot count is
+ * a TypeError, never a call skipped); lengths, limits and element types are the send's checks.
+ */
+function snapshotOf(batch: unknown): { batch: BatchInput; size: BatchSize } {
   if (Array.isArray(batch)) {
+    const count = batch.length;
+    if (count > MAX_BATCH_DATAGRAMS) return { batch: [], size: { datagrams: count, bytes: 0 } }; // over any budget
+    const datagrams: (Uint8Array | readonly Uint8Array[])[] = new Array(count);
     let bytes = 0;
-    for (const datagram of batch as readonly (Uint8Array | readonly Uint8Array[])[]) {
-      if (datagram instanceof Uint8Array) bytes += datagram.byteLength;
-      else for (const piece of datagram) bytes += piece.byteLength;
+    for (let i = 0; i < count; i++) {
+      const datagram: unknown = batch[i];
+      if (Array.isArray(datagram)) {
+        const pieces = datagram.slice() as unknown[];
+        for (const piece of pieces) if (piece instanceof Uint8Array) bytes += piece.byteLength;
+        datagrams[i] = pieces as Uint8Array[];
+      } else {
+        if (datagram instanceof Uint8Array) bytes += datagram.byteLength;
+        datagrams[i] = datagram as Uint8Array; // anything else: the send's TypeError names it
+      }
     }
-    return { datagrams: batch.length, bytes };
+    return { batch: datagrams, size: { datagrams: count, bytes } };
   }
-  const packed = batch as PackedBatch;
-  const bytes = packed.buffer.byteLength;
-  if ('lengths' in packed) return { datagrams: packed.lengths.length, bytes };
-  return { datagrams: packed.segmentSize > 0 ? Math.ceil(bytes / packed.segmentSize) : 0, bytes };
+  if (typeof batch !== 'object' || batch === null) {
+    throw new TypeError(`the pacer's source must give an array of datagrams, a packed batch or null, got ${describeValue(batch)}`);
+  }
+  const packed = batch as Record<string, unknown>;
+  const buffer = packed.buffer;
+  if (!(buffer instanceof Uint8Array)) throw new TypeError("the pacer's source gave a packed batch without buffer: a Uint8Array");
+  if ('lengths' in packed) {
+    if ('segmentSize' in packed) throw new TypeError("the pacer's source gave a packed batch with both lengths and segmentSize");
+    const given = packed.lengths;
+    let lengths: Uint32Array | number[];
+    if (given instanceof Uint32Array) lengths = given;
+    else if (Array.isArray(given)) lengths = given.length > MAX_BATCH_DATAGRAMS ? [] : (given.slice() as number[]);
+    else throw new TypeError("the pacer's source gave packed lengths that are not a Uint32Array or an array of numbers");
+    const count = Array.isArray(given) ? given.length : lengths.length;
+    let bytes = 0;
+    for (const length of lengths) if (typeof length === 'number' && length > 0) bytes += length;
+    return { batch: { buffer, lengths }, size: { datagrams: count, bytes: Math.min(bytes, buffer.byteLength) } };
+  }
+  const segmentSize = packed.segmentSize;
+  if (typeof segmentSize !== 'number' || !Number.isInteger(segmentSize) || segmentSize < 1) {
+    throw new TypeError(`the pacer's source gave a packed batch whose segmentSize is not a whole number above 0: ${describeValue(segmentSize)}`);
+  }
+  const bytes = buffer.byteLength;
+  return { batch: { buffer, segmentSize }, size: { datagrams: Math.ceil(bytes / segmentSize), bytes } };
 }
 
 function positive(value: unknown, name: string): number {
@@ -265,12 +302,12 @@ export class Pacer {
       const budget: PacerBudget = this.#byBits
         ? { datagrams: this.#maxBatch, bytes: Math.max(1, Math.floor(this.#credit)) }
         : { datagrams: Math.min(this.#maxBatch, Math.floor(this.#credit)), bytes: Infinity };
-      const batch = this.#next(budget);
-      if (batch === null) {
+      const given = this.#next(budget);
+      if (given === null) {
         this.stop();
         return;
       }
-      const size = sizeOf(batch);
+      const { batch, size } = snapshotOf(given);
       if (size.datagrams === 0) return;
       if (size.datagrams > budget.datagrams) {
         throw new RangeError(`the pacer's source gave ${size.datagrams} datagrams for a budget of ${budget.datagrams}`);

@@ -300,3 +300,56 @@ test('bad options are refused', () => {
   expect(() => new Pacer(socket, { rate: 5, next, intervalMS: 5 } as never)).toThrow(/unknown.*intervalMS|intervalMS/);
   expect(jest.getTimerCount()).toBe(0);
 });
+
+test("the source's batch is read once: what the pacer charges and counts is what the send gets", async () => {
+  // Each batch answers its length (an array's, or a packed batch's segmentSize) once honestly,
+  // then with a lie: the pacer must charge, check and send the answer it read.
+  const socket = new FakeSocket();
+  let left = 300;
+  let given = 0;
+  const pacer = new Pacer(socket, {
+    rate: 50_000, port: 9, now: clock, mode: 'try',
+    next: ({ datagrams }) => {
+      if (left === 0) return null;
+      const count = Math.min(left, datagrams);
+      left -= count;
+      given++;
+      let reads = 0;
+      if (given % 2 === 0) {
+        const packed = { buffer: new Uint8Array(count * 100) } as { buffer: Uint8Array; segmentSize: number };
+        Object.defineProperty(packed, 'segmentSize', { enumerable: true, get: () => (reads++ === 0 ? 100 : 1) });
+        return packed;
+      }
+      return new Proxy(new Array<Uint8Array>(count).fill(datagram), {
+        get: (target, key, receiver) => (key === 'length' ? (reads++ === 0 ? count : count + 1000) : Reflect.get(target, key, receiver)),
+      });
+    },
+  });
+  runFor(20);
+  const stats = await pacer.done;
+  expect(given).toBeGreaterThanOrEqual(4); // both shapes, more than once
+  expect(stats).toMatchObject({ datagrams: 300, bytes: 30_000, unsent: 0 });
+  expect(socket.sent()).toBe(300);
+  expect(socket.calls.every((call) => call.datagrams <= 50 && call.bytes === call.datagrams * 100)).toBe(true);
+});
+
+test('a batch the pacer cannot count fails the pacer with a TypeError; no call is skipped in silence', async () => {
+  const unsizable: unknown[] = [
+    { buffer: new Uint8Array(100) }, // no segmentSize, no lengths: it used to count as 0 datagrams and skip, tick after tick
+    { buffer: new Uint8Array(100), segmentSize: 0.5 },
+    { buffer: 'not bytes', segmentSize: 10 },
+    { buffer: new Uint8Array(100), lengths: 'no' },
+    { buffer: new Uint8Array(100), lengths: [50], segmentSize: 50 },
+    42,
+  ];
+  for (const batch of unsizable) {
+    const socket = new FakeSocket();
+    let asked = 0;
+    const pacer = new Pacer(socket, { rate: 10_000, port: 9, now: clock, next: () => (asked++ < 100 ? batch as BatchInput : null) });
+    runFor(5);
+    await expect(pacer.done).rejects.toThrow(TypeError);
+    expect(asked).toBe(1);
+    expect(socket.calls).toHaveLength(0);
+    expect(jest.getTimerCount()).toBe(0);
+  }
+});
