@@ -69,6 +69,17 @@ function source(limit = Infinity): { next: (budget: PacerBudget) => BatchInput |
   };
 }
 
+/** A source of `total` datagrams in all, each batch as many as its budget allows, made by `make(count)`. */
+function batchesOf(total: number, make: (count: number) => BatchInput): (budget: PacerBudget) => BatchInput | null {
+  let left = total;
+  return ({ datagrams }) => {
+    if (left === 0) return null;
+    const count = Math.min(left, datagrams);
+    left -= count;
+    return make(count);
+  };
+}
+
 const clock = (): number => jest.now();
 
 beforeEach(() => {
@@ -226,15 +237,9 @@ test('queue mode: nothing more is sent while the socket queue is not empty; the 
 
 test('one packed buffer per tick', async () => {
   const socket = new FakeSocket();
-  let left = 1000;
   const pacer = new Pacer(socket, {
     rate: 50_000, port: 9, now: clock, mode: 'try',
-    next: ({ datagrams }) => {
-      if (left === 0) return null;
-      const count = Math.min(left, datagrams);
-      left -= count;
-      return { buffer: new Uint8Array(count * 100), segmentSize: 100 };
-    },
+    next: batchesOf(1000, (count) => ({ buffer: new Uint8Array(count * 100), segmentSize: 100 })),
   });
   runFor(40);
   const stats = await pacer.done;
@@ -305,14 +310,10 @@ test("the source's batch is read once: what the pacer charges and counts is what
   // Each batch answers its length (an array's, or a packed batch's segmentSize) once honestly,
   // then with a lie: the pacer must charge, check and send the answer it read.
   const socket = new FakeSocket();
-  let left = 300;
   let given = 0;
   const pacer = new Pacer(socket, {
     rate: 50_000, port: 9, now: clock, mode: 'try',
-    next: ({ datagrams }) => {
-      if (left === 0) return null;
-      const count = Math.min(left, datagrams);
-      left -= count;
+    next: batchesOf(300, (count) => {
       given++;
       let reads = 0;
       if (given % 2 === 0) {
@@ -323,7 +324,7 @@ test("the source's batch is read once: what the pacer charges and counts is what
       return new Proxy(new Array<Uint8Array>(count).fill(datagram), {
         get: (target, key, receiver) => (key === 'length' ? (reads++ === 0 ? count : count + 1000) : Reflect.get(target, key, receiver)),
       });
-    },
+    }),
   });
   runFor(20);
   const stats = await pacer.done;
