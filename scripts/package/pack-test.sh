@@ -137,11 +137,12 @@ pass "the install PATH has node, npm, npx, sh and no make, g++, gcc, cc, c++, py
 # resolved as a user's install resolves them today. The tarball carries no lockfile, so a user
 # gets the newest release within each range, not package-lock.json's pin (d3-geo-projection
 # 4.0.1 came out after the lock pinned 4.0.0, and an offline install then missed it). One online
-# resolution (--package-lock-only: nothing is fetched or run) names the versions; `npm cache add`
-# caches exactly those; the installs below stay offline.
+# resolution (--package-lock-only: package documents only, no tarball, no script) names the
+# versions; `npm cache add` caches exactly those; the installs below stay offline. Each network
+# step has a time limit.
 mkdir "$work/resolve"
 printf '{ "name": "wsk-dgram-pack-resolve", "version": "1.0.0", "private": true }\n' > "$work/resolve/package.json"
-(cd "$work/resolve" && npm install --package-lock-only --ignore-scripts --no-audit --no-fund "$tarball") \
+(cd "$work/resolve" && timeout 180 npm install --package-lock-only --ignore-scripts --no-audit --no-fund "$tarball") \
   >"$work/resolve.log" 2>&1 || { cat "$work/resolve.log" >&2; die "npm install --package-lock-only (resolving the tarball's dependencies)"; }
 mapfile -t dependencies < <(node - "$work/resolve/package-lock.json" "$work/resolve-diff.txt" <<'EOF_NODE'
 const resolved = require(process.argv[2]).packages;
@@ -162,7 +163,7 @@ require('node:fs').writeFileSync(process.argv[3], newer.length === 0
 EOF_NODE
 )
 [ "${#dependencies[@]}" -gt 0 ] && [ -s "$work/resolve-diff.txt" ] || die "reading the resolved dependencies from $work/resolve/package-lock.json"
-npm cache add "${dependencies[@]}" >"$work/cache.log" 2>&1 || { cat "$work/cache.log" >&2; die "npm cache add (${#dependencies[@]} packages)"; }
+timeout 300 npm cache add "${dependencies[@]}" >"$work/cache.log" 2>&1 || { cat "$work/cache.log" >&2; die "npm cache add (${#dependencies[@]} packages)"; }
 pass "npm cache add: the ${#dependencies[@]} runtime packages an install of the tarball resolves to today, $(cat "$work/resolve-diff.txt") (for the offline installs)"
 new_project() {  # new_project DIR
   mkdir -p "$1"
