@@ -140,7 +140,7 @@ function checkCount(count: number): void {
   }
 }
 
-function tooManyRanges(): RangeError {
+export function tooManyRanges(): RangeError {
   return new RangeError(`a batch holds at most ${MAX_BATCH_RANGES} pieces in all`);
 }
 

@@ -16,10 +16,10 @@
  * ```
  */
 import { performance } from 'node:perf_hooks';
-import type { BatchInput } from './batch';
+import { tooManyRanges, MAX_BATCH_RANGES, type BatchInput } from './batch';
 import type { SendOptions, SendResult } from './socket';
 import { checkOptionNames, PACER_OPTION_NAMES } from './option-names';
-import { MAX_BATCH_DATAGRAMS } from './transport';
+import { MAX_BATCH_DATAGRAMS, MAX_DATAGRAM_PIECES } from './transport';
 import { describeValue } from './describe';
 
 /** What the pacer needs of a socket: UdpSocket has it. */
@@ -119,19 +119,26 @@ interface BatchSize {
  * differ from what the send reads. The shape is checked here (a batch the pacer cannot count is
  * a TypeError, never a call skipped); lengths, limits and element types are the send's checks.
  */
-function snapshotOf(batch: unknown): { batch: BatchInput; size: BatchSize } {
+function snapshotOf(batch: unknown, budget: number): { batch: BatchInput; size: BatchSize } {
   if (Array.isArray(batch)) {
     const count = batch.length;
-    if (count > MAX_BATCH_DATAGRAMS) return { batch: [], size: { datagrams: count, bytes: 0 } }; // over any budget
+    checkBudget(count, budget);
     const datagrams: (Uint8Array | readonly Uint8Array[])[] = new Array(count);
     let bytes = 0;
+    let pieceCount = 0;
     for (let i = 0; i < count; i++) {
       const datagram: unknown = batch[i];
       if (Array.isArray(datagram)) {
-        const pieces = datagram.slice() as unknown[];
+        // The send's limits, before the copy: a sparse pieces array's length costs its caller nothing.
+        const length = datagram.length;
+        if (length > MAX_DATAGRAM_PIECES) throw new RangeError(`datagram ${i} has ${length} pieces; at most ${MAX_DATAGRAM_PIECES}`);
+        if (length > MAX_BATCH_RANGES - pieceCount) throw tooManyRanges();
+        pieceCount += length;
+        const pieces = datagram.slice(0, length) as unknown[];
         for (const piece of pieces) if (piece instanceof Uint8Array) bytes += piece.byteLength;
         datagrams[i] = pieces as Uint8Array[];
       } else {
+        if (++pieceCount > MAX_BATCH_RANGES) throw tooManyRanges();
         if (datagram instanceof Uint8Array) bytes += datagram.byteLength;
         datagrams[i] = datagram as Uint8Array; // anything else: the send's TypeError names it
       }
@@ -149,9 +156,11 @@ function snapshotOf(batch: unknown): { batch: BatchInput; size: BatchSize } {
     const given = packed.lengths;
     let lengths: Uint32Array | number[];
     if (given instanceof Uint32Array) lengths = given;
-    else if (Array.isArray(given)) lengths = given.length > MAX_BATCH_DATAGRAMS ? [] : (given.slice() as number[]);
+    else if (Array.isArray(given)) lengths = given;
     else throw new TypeError("the pacer's source gave packed lengths that are not a Uint32Array or an array of numbers");
-    const count = Array.isArray(given) ? given.length : lengths.length;
+    const count = lengths.length;
+    checkBudget(count, budget);
+    if (Array.isArray(lengths)) lengths = lengths.slice(0, count);
     let bytes = 0;
     for (const length of lengths) if (typeof length === 'number' && length > 0) bytes += length;
     return { batch: { buffer, lengths }, size: { datagrams: count, bytes: Math.min(bytes, buffer.byteLength) } };
@@ -161,7 +170,14 @@ function snapshotOf(batch: unknown): { batch: BatchInput; size: BatchSize } {
     throw new TypeError(`the pacer's source gave a packed batch whose segmentSize is not a whole number above 0: ${describeValue(segmentSize)}`);
   }
   const bytes = buffer.byteLength;
-  return { batch: { buffer, segmentSize }, size: { datagrams: Math.ceil(bytes / segmentSize), bytes } };
+  const count = Math.ceil(bytes / segmentSize);
+  checkBudget(count, budget);
+  return { batch: { buffer, segmentSize }, size: { datagrams: count, bytes } };
+}
+
+/** Before any copy: a source that gives more than its budget is an error, not a burst. */
+function checkBudget(count: number, budget: number): void {
+  if (count > budget) throw new RangeError(`the pacer's source gave ${count} datagrams for a budget of ${budget}`);
 }
 
 function positive(value: unknown, name: string): number {
@@ -307,11 +323,8 @@ export class Pacer {
         this.stop();
         return;
       }
-      const { batch, size } = snapshotOf(given);
+      const { batch, size } = snapshotOf(given, budget.datagrams);
       if (size.datagrams === 0) return;
-      if (size.datagrams > budget.datagrams) {
-        throw new RangeError(`the pacer's source gave ${size.datagrams} datagrams for a budget of ${budget.datagrams}`);
-      }
       this.#credit -= this.#byBits ? Math.max(1, size.bytes) : size.datagrams;
       if (this.#burstGrows) this.#burst = Math.max(this.#burst, size.bytes / size.datagrams);
       this.#stats.calls++;

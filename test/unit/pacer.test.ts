@@ -354,3 +354,21 @@ test('a batch the pacer cannot count fails the pacer with a TypeError; no call i
     expect(jest.getTimerCount()).toBe(0);
   }
 });
+
+test("a batch past the send's piece limits is a RangeError before the pacer copies it", async () => {
+  // A sparse pieces array costs its maker nothing; copying it (2^32 - 1 slots) would not end in a test's time.
+  const huge = Object.assign([] as Uint8Array[], { length: 2 ** 32 - 1 });
+  // 4097 datagrams of 1024 pieces: past the send's 4,194,304 pieces in all.
+  const tooMany = new Array<Uint8Array[]>(4097).fill(new Array<Uint8Array>(1024).fill(datagram));
+  for (const batch of [[huge], tooMany]) {
+    const socket = new FakeSocket();
+    // Skipped until the budget holds the whole batch: the limit hit must be the pieces'.
+    const pacer = new Pacer(socket, {
+      rate: 5_000_000, port: 9, now: clock, next: ({ datagrams }) => (datagrams >= batch.length ? batch : []),
+    });
+    runFor(3);
+    await expect(pacer.done).rejects.toThrow(/pieces/);
+    await expect(pacer.done).rejects.toThrow(RangeError);
+    expect(socket.calls).toHaveLength(0);
+  }
+});
