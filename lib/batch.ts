@@ -140,8 +140,20 @@ function checkCount(count: number): void {
   }
 }
 
-export function tooManyRanges(): RangeError {
+function tooManyRanges(): RangeError {
   return new RangeError(`a batch holds at most ${MAX_BATCH_RANGES} pieces in all`);
+}
+
+/**
+ * The send's piece limits for datagram `index`, of `partCount` pieces after `pieces` counted so
+ * far: checked before its pieces are copied, which is what would exhaust memory (a sparse
+ * array's length costs its caller nothing). The Pacer's copy checks them too.
+ */
+export function checkPieceCount(index: number, partCount: number, pieces: number): void {
+  if (partCount > MAX_DATAGRAM_PIECES) {
+    throw new RangeError(`datagram ${index} has ${partCount} pieces; at most ${MAX_DATAGRAM_PIECES}`);
+  }
+  if (partCount > MAX_BATCH_RANGES - pieces) throw tooManyRanges();
 }
 
 function isPackedShape(input: unknown): input is Record<string, unknown> {
@@ -173,11 +185,7 @@ function readDatagramArray(datagrams: unknown[], family: 4 | 6): Payload {
       continue;
     }
     const partCount = datagram.length;
-    if (partCount > MAX_DATAGRAM_PIECES) {
-      throw new RangeError(`datagram ${i} has ${partCount} pieces; at most ${MAX_DATAGRAM_PIECES}`);
-    }
-    // Before the copy, which is what would exhaust memory.
-    if (partCount > MAX_BATCH_RANGES - pieces) throw tooManyRanges();
+    checkPieceCount(i, partCount, pieces);
     const parts: unknown[] = new Array(partCount);
     for (let p = 0; p < partCount; p++) parts[p] = datagram[p];
     read[i] = parts;

@@ -16,10 +16,10 @@
  * ```
  */
 import { performance } from 'node:perf_hooks';
-import { tooManyRanges, MAX_BATCH_RANGES, type BatchInput } from './batch';
+import { checkPieceCount, type BatchInput } from './batch';
 import type { SendOptions, SendResult } from './socket';
 import { checkOptionNames, PACER_OPTION_NAMES } from './option-names';
-import { MAX_BATCH_DATAGRAMS, MAX_DATAGRAM_PIECES } from './transport';
+import { MAX_BATCH_DATAGRAMS } from './transport';
 import { describeValue } from './describe';
 
 /** What the pacer needs of a socket: UdpSocket has it. */
@@ -128,17 +128,14 @@ function snapshotOf(batch: unknown, budget: number): { batch: BatchInput; size: 
     let pieceCount = 0;
     for (let i = 0; i < count; i++) {
       const datagram: unknown = batch[i];
+      const length = Array.isArray(datagram) ? datagram.length : 1;
+      checkPieceCount(i, length, pieceCount);
+      pieceCount += length;
       if (Array.isArray(datagram)) {
-        // The send's limits, before the copy: a sparse pieces array's length costs its caller nothing.
-        const length = datagram.length;
-        if (length > MAX_DATAGRAM_PIECES) throw new RangeError(`datagram ${i} has ${length} pieces; at most ${MAX_DATAGRAM_PIECES}`);
-        if (length > MAX_BATCH_RANGES - pieceCount) throw tooManyRanges();
-        pieceCount += length;
         const pieces = datagram.slice(0, length) as unknown[];
         for (const piece of pieces) if (piece instanceof Uint8Array) bytes += piece.byteLength;
         datagrams[i] = pieces as Uint8Array[];
       } else {
-        if (++pieceCount > MAX_BATCH_RANGES) throw tooManyRanges();
         if (datagram instanceof Uint8Array) bytes += datagram.byteLength;
         datagrams[i] = datagram as Uint8Array; // anything else: the send's TypeError names it
       }
@@ -154,13 +151,13 @@ function snapshotOf(batch: unknown, budget: number): { batch: BatchInput; size: 
   if ('lengths' in packed) {
     if ('segmentSize' in packed) throw new TypeError("the pacer's source gave a packed batch with both lengths and segmentSize");
     const given = packed.lengths;
-    let lengths: Uint32Array | number[];
-    if (given instanceof Uint32Array) lengths = given;
-    else if (Array.isArray(given)) lengths = given;
-    else throw new TypeError("the pacer's source gave packed lengths that are not a Uint32Array or an array of numbers");
-    const count = lengths.length;
+    if (!(given instanceof Uint32Array) && !Array.isArray(given)) {
+      throw new TypeError("the pacer's source gave packed lengths that are not a Uint32Array or an array of numbers");
+    }
+    const count = given.length;
     checkBudget(count, budget);
-    if (Array.isArray(lengths)) lengths = lengths.slice(0, count);
+    // A Uint32Array's elements run no code of the caller's; an array's may.
+    const lengths: Uint32Array | number[] = Array.isArray(given) ? (given.slice(0, count) as number[]) : given;
     let bytes = 0;
     for (const length of lengths) if (typeof length === 'number' && length > 0) bytes += length;
     return { batch: { buffer, lengths }, size: { datagrams: count, bytes: Math.min(bytes, buffer.byteLength) } };

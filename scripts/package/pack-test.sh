@@ -148,18 +148,18 @@ mapfile -t dependencies < <(node - "$work/resolve/package-lock.json" "$work/reso
 const resolved = require(process.argv[2]).packages;
 const pinned = require('./package-lock.json').packages;
 const seen = new Set();
-const newer = []; // where today's resolution differs from the lock
+const differing = []; // where today's resolution differs from the lock
 for (const [key, entry] of Object.entries(resolved)) {
   if (!key.startsWith('node_modules/') || key === 'node_modules/wsk-dgram' || entry.link) continue;
   const name = key.slice(key.lastIndexOf('node_modules/') + 13);
   seen.add(`${name}@${entry.version}`);
   const pin = pinned[key];
-  if (pin && pin.version !== entry.version) newer.push(`${name} ${pin.version} -> ${entry.version}`);
+  if (pin && pin.version !== entry.version) differing.push(`${name} ${pin.version} -> ${entry.version}`);
 }
 console.log([...seen].sort().join('\n'));
-require('node:fs').writeFileSync(process.argv[3], newer.length === 0
+require('node:fs').writeFileSync(process.argv[3], differing.length === 0
   ? 'each at the version package-lock.json pins'
-  : `${newer.length} other than package-lock.json pins: ${newer.join(', ')}`);
+  : `${differing.length} other than package-lock.json pins: ${differing.join(', ')}`);
 EOF_NODE
 )
 [ "${#dependencies[@]}" -gt 0 ] && [ -s "$work/resolve-diff.txt" ] || die "reading the resolved dependencies from $work/resolve/package-lock.json"
