@@ -819,12 +819,18 @@ function runSend(c: SendCase, env: Env, budget: ReadBudget, bump: (key: string, 
   const tableBytes = new Uint8Array(kinds.length * DESTINATION_RECORD_BYTES + (clean ? 0 : t.tail));
   kinds.forEach((kind, i) => tableBytes.set(recordOf(kind, family, rx, rx2), i * DESTINATION_RECORD_BYTES));
   const records = kinds.length;
+  const anySourceIs = (address: string): boolean => {
+    const source = c.controls.kind === 'object' ? c.controls.fields.sourceAddress : undefined;
+    return typeof source !== 'string' || source === '' || source === address;
+  };
   const reachOf = (record: number): Receiver | null => {
     if (record < 0) return c.sender === 'connected' ? rx : null;
     switch (kinds[record]) {
       case 'rx': return rx;
       case 'rx2': return rx2;
-      case 'any': return env.anyReaches[family] ? rx : null;
+      // Linux sends to 0.0.0.0 (or ::) at the source address: with another source address given
+      // (127.0.0.2), the datagram goes there, where nothing listens.
+      case 'any': return env.anyReaches[family] && anySourceIs(rx.address) ? rx : null;
       case 'scoped': return family === 6 ? rx : null; // a scope id is ignored for ::1 (not link-local)
       default: return null;
     }
